@@ -1,0 +1,43 @@
+"""Numbers the papers report, for the tables that put ours beside theirs.
+
+Islam, Jia & Bruce, "How much position information do convolutional neural networks encode?",
+ICLR 2020, Table 1: SPC and MAE of PosENet on the raw image and on VGG16 and ResNet-152
+features (ImageNet weights), trained on DUT-S and tested on PASCAL-S and three synthetic inputs.
+The paper prints the Spearman correlation of a constant prediction as .0 (written 0.0 here).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+_TABLE1_TEXT = """
+pattern encoder natural_spc natural_mae black_spc black_mae white_spc white_mae noise_spc noise_mae
+H  posenet .012 .251 .0 .251 .0 .251 .001 .251
+H  vgg16   .742 .149 .751 .164 .873 .157 .591 .173
+H  resnet  .933 .084 .987 .080 .994 .078 .973 .077
+V  posenet .131 .248 .0 .251 .0 .251 .053 .250
+V  vgg16   .816 .129 .846 .146 .927 .138 .771 .150
+V  resnet  .951 .083 .978 .069 .979 .072 .968 .074
+G  posenet -.001 .233 .0 .186 .0 .186 -.034 .214
+G  vgg16   .814 .109 .842 .123 .898 .116 .762 .129
+G  resnet  .936 .070 .953 .068 .964 .064 .971 .055
+HS posenet -.001 .712 -.055 .704 .0 .704 .023 .710
+HS vgg16   .405 .556 .532 .583 .576 .574 .375 .573
+HS resnet  .534 .528 .566 .518 .562 .515 .471 .530
+VS posenet .006 .723 .081 .709 .081 .709 .018 .714
+VS vgg16   .374 .567 .538 .575 .437 .578 .526 .566
+VS resnet  .520 .537 .574 .523 .593 .514 .523 .545
+"""
+
+
+def iclr2020_table1() -> pd.DataFrame:
+    """ICLR 2020 Table 1 in tidy form: columns pattern, encoder, test_set, metric, value.
+
+    ``encoder`` is ``posenet`` (the raw image), ``vgg16`` or ``resnet`` (ResNet-152);
+    ``test_set`` is natural (PASCAL-S), black, white or noise; ``metric`` is spc or mae.
+    """
+    rows = [line.split() for line in _TABLE1_TEXT.strip().splitlines()]
+    wide = pd.DataFrame(rows[1:], columns=rows[0])
+    tidy = wide.melt(id_vars=["pattern", "encoder"], var_name="column", value_name="value")
+    tidy[["test_set", "metric"]] = tidy.pop("column").str.split("_", expand=True)
+    return tidy.astype({"value": float})[["pattern", "encoder", "test_set", "metric", "value"]]

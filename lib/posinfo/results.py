@@ -1,0 +1,85 @@
+"""What every chapter writes: ``results.csv``, ``claims.json`` and its figures (BOOK_CONTRACT.md).
+
+All files are written atomically, so an interrupted run never leaves a half-written result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from posinfo.atomic import atomic_path, write_text
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One qualitative finding of a paper, tested by a run.
+
+    Attributes:
+        id: Short identifier (e.g. ``"E1"``).
+        claim: The finding, in one sentence.
+        paper: What the paper reported.
+        ours: What this run measured.
+        holds: Whether the finding holds in this run, computed from the measurements.
+    """
+
+    id: str
+    claim: str
+    paper: str
+    ours: str
+    holds: bool
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.holds, bool):
+            raise TypeError(f"claim {self.id}: holds must be a bool, got {type(self.holds).__name__}")
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN: write ``None`` instead."""
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def write_results(table: pd.DataFrame, folder: str | Path, *, profile: str, seed: int) -> Path:
+    """Write the tidy results table, with the profile and seed on every row, as ``results.csv``."""
+    table = table.assign(profile=profile, seed=seed)
+    with atomic_path(Path(folder) / "results.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    return Path(folder) / "results.csv"
+
+
+def write_claims(claims: Sequence[Claim], folder: str | Path) -> Path:
+    """Write the claims as a JSON list of ``{id, claim, paper, ours, holds}`` to ``claims.json``."""
+    ids = [c.id for c in claims]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"duplicate claim ids in {ids}")
+    data = [{k: _clean(v) for k, v in asdict(c).items()} for c in claims]
+    write_text(Path(folder) / "claims.json", json.dumps(data, indent=2) + "\n")
+    return Path(folder) / "claims.json"
+
+
+def save_figure(fig: Figure, folder: str | Path, name: str) -> Path:
+    """Save a figure as ``{folder}/{name}.png`` (150 dpi)."""
+    path = Path(folder) / f"{name}.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
+    return path
+
+
+def claims_table(claims: Sequence[Claim]) -> pd.DataFrame:
+    """The claims as a table for display."""
+    return pd.DataFrame([asdict(c) for c in claims]).set_index("id")
+
+
+def profile_banner(cfg: Any) -> Any:
+    """A note that says which profile and seed produced the outputs below it (Markdown)."""
+    from IPython.display import Markdown
+    knobs = ", ".join(f"`{k}={v!r}`" for k, v in cfg.knobs.items() if k != "cache_dir")
+    return Markdown(f"```{{note}}\nThe outputs of this page were computed with the **{cfg.profile}** "
+                    f"profile, seed {cfg.seed}, on {cfg.device.type}.\nKnobs: {knobs}.\n```")

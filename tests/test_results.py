@@ -1,0 +1,36 @@
+import json
+
+import pandas as pd
+import pytest
+
+from posinfo.paper_numbers import iclr2020_table1
+from posinfo.results import Claim, claims_table, write_claims, write_results
+
+
+def test_claim_holds_must_be_a_bool():
+    with pytest.raises(TypeError):
+        Claim("X", "c", "p", "o", holds=1)  # numpy bools and ints are not typed-in booleans
+    Claim("X", "c", "p", "o", holds=True)
+
+
+def test_write_results_and_claims(tmp_path):
+    table = pd.DataFrame({"pattern": ["H"], "metric": ["spc"], "value": [0.5]})
+    path = write_results(table, tmp_path / "ch", profile="smoke", seed=2)
+    back = pd.read_csv(path)
+    assert list(back.columns) == ["pattern", "metric", "value", "profile", "seed"]
+    assert back.loc[0, "seed"] == 2
+    claims = [Claim("E1", "c", "p", "o", True), Claim("E2", "c", "p", "o", False)]
+    data = json.loads(write_claims(claims, tmp_path / "ch").read_text())
+    assert [d["id"] for d in data] == ["E1", "E2"] and data[1]["holds"] is False
+    assert list(claims_table(claims).index) == ["E1", "E2"]
+    with pytest.raises(ValueError, match="duplicate"):
+        write_claims([claims[0], claims[0]], tmp_path)
+
+
+def test_paper_table1_transcription():
+    t = iclr2020_table1()
+    assert len(t) == 5 * 3 * 4 * 2
+    get = lambda p, e, s, m: t[(t.pattern == p) & (t.encoder == e) & (t.test_set == s) & (t.metric == m)].value.item()  # noqa: E731
+    assert get("H", "vgg16", "natural", "spc") == 0.742
+    assert get("G", "resnet", "noise", "mae") == 0.055
+    assert get("V", "posenet", "natural", "spc") == 0.131
