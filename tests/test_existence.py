@@ -26,13 +26,13 @@ def fake_table(spc: dict, mae: dict) -> pd.DataFrame:
 
 PAPER_LIKE = {
     existence.RAW: dict(H=0.01, V=0.13, G=0.0, HS=0.0, VS=0.0),
-    "vgg16": dict(H=0.74, V=0.82, G=0.81, HS=0.40, VS=0.37),
+    "vgg16_bn": dict(H=0.74, V=0.82, G=0.81, HS=0.40, VS=0.37),
     "resnet18": dict(H=0.93, V=0.95, G=0.94, HS=0.53, VS=0.52),
 }
 
 
 def test_claims_hold_on_paper_like_numbers(tmp_path):
-    table = fake_table(PAPER_LIKE, {existence.RAW: 0.25, "vgg16": 0.15, "resnet18": 0.08})
+    table = fake_table(PAPER_LIKE, {existence.RAW: 0.25, "vgg16_bn": 0.15, "resnet18": 0.08})
     claims = existence.check_claims(table, config(tmp_path))
     assert [c.id for c in claims] == ["E1", "E2", "E3", "E4", "E5", "E6"]
     assert all(c.holds for c in claims)
@@ -41,10 +41,10 @@ def test_claims_hold_on_paper_like_numbers(tmp_path):
 def test_each_claim_can_fail(tmp_path):
     cfg = config(tmp_path)
     bad = {k: dict(v) for k, v in PAPER_LIKE.items()}
-    bad[existence.RAW]["V"] = 0.5        # E1: the raw readout finds position; E2 gain shrinks
+    bad[existence.RAW]["V"] = 0.6        # E1: the raw readout finds position; E2 gain shrinks
     bad["resnet18"]["H"] = 0.70          # E4: ResNet below VGG on H
-    bad["vgg16"]["HS"] = 0.9             # E5: a stripe pattern easier than H
-    table = fake_table(bad, {existence.RAW: 0.25, "vgg16": 0.30, "resnet18": 0.08})  # E6 fails
+    bad["vgg16_bn"]["HS"] = 0.9             # E5: a stripe pattern easier than H
+    table = fake_table(bad, {existence.RAW: 0.25, "vgg16_bn": 0.30, "resnet18": 0.08})  # E6 fails
     holds = {c.id: c.holds for c in existence.check_claims(table, cfg)}
     assert holds == {"E1": False, "E2": False, "E3": True, "E4": False, "E5": False, "E6": False}
 

@@ -14,8 +14,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("_config.yml", "_toc.yml", "references.bib", "book")
+
+
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def drop_progress_bars(path: Path) -> None:
+    """Remove the progress-bar widgets of an executed notebook: papermill saves no widget state,
+    so they would render as empty boxes; they are not results."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if WIDGET not in o.get("data", {})]
+    nbformat.write(nb, path)
 
 
 def stage(executed: Path, staging: Path) -> None:
@@ -30,6 +45,7 @@ def stage(executed: Path, staging: Path) -> None:
         if not run.exists():
             sys.exit(f"{run} is missing: run `make chapters` first")
         shutil.copy2(run, staging / "book" / chapter.name)
+        drop_progress_bars(staging / "book" / chapter.name)
 
 
 def main() -> None:

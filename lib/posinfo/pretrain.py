@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +33,8 @@ class PretrainConfig:
     arch: str
     width: float = 1.0
     padding: str = "zero"
-    image_size: int = 64
+    image_size: int = 32
+    object_scale: tuple[float, float] = (0.5, 0.9)
     n_train: int = 4000
     n_val: int = 500
     epochs: int = 4
@@ -54,8 +56,10 @@ class SceneClassifier(nn.Module):
         return self.head(self.encoder(x)[-1].mean(dim=(2, 3)))
 
 
-def _scene_tensors(n: int, size: int, seed: int) -> tuple[Tensor, Tensor]:
-    images, labels, _, _ = SyntheticScenes(n, size, seed).tensors()
+def _scene_tensors(cfg: PretrainConfig, n: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Images ``[n, 3, S, S]`` and labels ``[n]`` of the classification task."""
+    images, labels, _, _ = SyntheticScenes(n, cfg.image_size, seed,
+                                           object_scale=cfg.object_scale).tensors()
     return images, labels
 
 
@@ -69,17 +73,19 @@ def accuracy(model: nn.Module, images: Tensor, labels: Tensor, device: torch.dev
     return hits / len(labels)
 
 
-def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, images: Tensor, labels: Tensor,
-                 cfg: PretrainConfig, epoch: int, device: torch.device | str) -> float:
-    """One pass over the training scenes in a seeded order; returns the mean loss."""
+def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, cfg: PretrainConfig,
+                 epoch: int, device: torch.device | str) -> float:
+    """One pass over ``cfg.n_train`` scenes drawn afresh for this epoch; returns the mean loss."""
+    images, labels = _scene_tensors(cfg, cfg.n_train, seed=1_000_000 + 1000 * cfg.seed + epoch)
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(epoch))
     model.train()
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
     total = 0.0
     for idx in order.split(cfg.batch_size):
         loss = F.cross_entropy(model(images[idx].to(device)), labels[idx].to(device))
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sched.step()
         total += loss.item() * len(idx)
     return total / len(images)
 
@@ -88,6 +94,9 @@ def train_scene_classifier(cfg: PretrainConfig, checkpoint: Path | None = None,
                            device: torch.device | str = "cpu", progress: bool = True
                            ) -> tuple[SceneClassifier, dict]:
     """Train a classifier on the scenes, resuming from ``checkpoint`` if a partial one exists.
+
+    Every epoch sees ``cfg.n_train`` new scenes (the generator is cheap, so the network never
+    sees the same scene twice); Adam with a cosine learning-rate decay over all steps.
 
     Args:
         cfg: The training configuration.
@@ -103,23 +112,25 @@ def train_scene_classifier(cfg: PretrainConfig, checkpoint: Path | None = None,
         encoder = set_padding(MultiLevelEncoder(cfg.arch, cfg.width), cfg.padding)
         model = SceneClassifier(encoder).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    steps = cfg.epochs * -(-cfg.n_train // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     record = {"config": asdict(cfg), "losses": [], "seconds": 0.0}
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
         record = state["record"]
-    images, labels = _scene_tensors(cfg.n_train, cfg.image_size, cfg.seed)
     bar = tqdm(range(len(record["losses"]), cfg.epochs), desc=f"training {cfg.arch}",
                disable=not progress, leave=False)
     for epoch in bar:
         start = time.perf_counter()
-        record["losses"].append(_train_epoch(model, opt, images, labels, cfg, epoch, device))
+        record["losses"].append(_train_epoch(model, opt, sched, cfg, epoch, device))
         record["seconds"] += time.perf_counter() - start
         if checkpoint is not None:
             torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "record": record}, checkpoint)
-    val_images, val_labels = _scene_tensors(cfg.n_val, cfg.image_size, cfg.seed + 10_000)
+                        "scheduler": sched.state_dict(), "record": record}, checkpoint)
+    val_images, val_labels = _scene_tensors(cfg, cfg.n_val, seed=2_000_000 + cfg.seed)
     record["val_accuracy"] = accuracy(model, val_images, val_labels, device)
     return model.eval(), record
 
