@@ -33,7 +33,7 @@ nbval: $(BIN)/.installed
 book: chapters html
 
 chapters: $(BIN)/.installed
-	@mkdir -p $(EXECUTED) $(RESULTS)
+	@mkdir -p $(EXECUTED)/book $(RESULTS)
 	@for nb in $(CHAPTERS); do \
 	  echo "== $$nb ($(PROFILE) profile)"; \
 	  $(BIN)/papermill $$nb $(EXECUTED)/$$nb -k python3 --cwd book \

@@ -62,4 +62,12 @@ def test_paper_profile_without_data_fails_naming_the_dataset(tmp_path):
     from posinfo.datasets import DatasetNotFoundError
     cfg = config(tmp_path, profile="paper", device="cpu")
     with pytest.raises(DatasetNotFoundError, match="duts-train|DUT"):
-        existence.check_data_available(cfg)
+        existence.validate(cfg)
+
+
+def test_validate_catches_inconsistent_knobs(tmp_path):
+    with pytest.raises(ValueError, match="no image size for resnet18"):
+        existence.validate(config(tmp_path, pretrain_size={"vgg16_bn": 32}))
+    with pytest.raises(ValueError, match="vgg_width=1.0"):
+        existence.validate(config(tmp_path, weights="imagenet", vgg_width=0.5))
+    existence.validate(config(tmp_path))  # the smoke profile itself is fine

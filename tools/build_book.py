@@ -55,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     staging = args.out / "source"
     stage(args.executed.resolve(), staging)
-    subprocess.run([sys.executable, "-m", "jupyter_book", "build", str(staging), "--path-output",
+    subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(staging), "--path-output",
                     str(args.out / "jb"), "--warningiserror", "--keep-going"], check=True)
     shutil.rmtree(args.out / "html", ignore_errors=True)
     shutil.copytree(args.out / "jb" / "_build" / "html", args.out / "html")

@@ -88,8 +88,14 @@ def _stack(dataset: torch.utils.data.Dataset) -> Tensor:
     return torch.stack([dataset[i][0] for i in tqdm(range(len(dataset)), desc="images", leave=False)])
 
 
-def check_data_available(cfg: Config) -> None:
-    """Fail before any work if the paper profile's datasets are missing from ``data_root``."""
+def validate(cfg: Config) -> None:
+    """Fail before any work on a run that cannot complete: missing paper-profile datasets,
+    a ``pretrain_size`` without an entry for an encoder, or ImageNet weights at another width."""
+    if cfg.weights == "synthetic":
+        for arch in cfg.encoders:
+            pretrain_config(cfg, arch)
+    if cfg.weights == "imagenet" and cfg.vgg_width != 1.0:
+        raise ValueError("ImageNet weights exist only for vgg_width=1.0")
     if cfg.dataset != "scenes":
         from posinfo.datasets import dataset_root
         for name in ("duts-train", "pascal-s"):

@@ -81,5 +81,5 @@ def profile_banner(cfg: Any) -> Any:
     """A note that says which profile and seed produced the outputs below it (Markdown)."""
     from IPython.display import Markdown
     knobs = ", ".join(f"`{k}={v!r}`" for k, v in cfg.knobs.items() if k != "cache_dir")
-    return Markdown(f"```{{note}}\nThe outputs of this page were computed with the **{cfg.profile}** "
-                    f"profile, seed {cfg.seed}, on {cfg.device.type}.\nKnobs: {knobs}.\n```")
+    return Markdown(f"> **Profile: {cfg.profile}.** The outputs of this page were computed with the "
+                    f"**{cfg.profile}** profile, seed {cfg.seed}, on {cfg.device.type}. Knobs: {knobs}.")
