@@ -30,7 +30,9 @@ nbval: $(BIN)/.installed
 	$(BIN)/python -m pytest --nbval --nbval-sanitize-with book/nbval_sanitize.cfg \
 	  --nbval-current-env -p no:cacheprovider $(CHAPTERS)
 
-book: chapters html
+book:
+	$(MAKE) chapters
+	$(MAKE) html
 
 chapters: $(BIN)/.installed
 	@mkdir -p $(EXECUTED)/book $(RESULTS)

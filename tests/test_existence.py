@@ -58,6 +58,13 @@ def test_spec_rejects_bad_parameters_before_work(tmp_path):
         config(tmp_path, epochs=3)
 
 
+def test_imagenet_weights_missing_fail_before_work(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="ImageNet weights for vgg16"):
+        existence.validate(config(tmp_path, weights="imagenet", encoders=["vgg16", "resnet18"],
+                                  vgg_width=1.0))
+
+
 def test_paper_profile_without_data_fails_naming_the_dataset(tmp_path):
     from posinfo.datasets import DatasetNotFoundError
     cfg = config(tmp_path, profile="paper", device="cpu")
@@ -70,4 +77,29 @@ def test_validate_catches_inconsistent_knobs(tmp_path):
         existence.validate(config(tmp_path, pretrain_size={"vgg16_bn": 32}))
     with pytest.raises(ValueError, match="vgg_width=1.0"):
         existence.validate(config(tmp_path, weights="imagenet", vgg_width=0.5))
+    with pytest.raises(ValueError, match="one VGG with one ResNet"):
+        existence.validate(config(tmp_path, encoders=["resnet18", "resnet34"]))
+    with pytest.raises(ValueError, match="need all of"):
+        existence.validate(config(tmp_path, patterns=["H"]))
     existence.validate(config(tmp_path))  # the smoke profile itself is fine
+
+
+def test_paper_profile_reads_duts_and_pascal_s_from_data_root(tmp_path):
+    from pathlib import Path
+    fixtures = Path(__file__).resolve().parents[1] / "data" / "fixtures"
+    cfg = config(tmp_path, profile="paper", data_root=str(fixtures), image_size=32, n_synthetic=2,
+                 weights="random")
+    existence.validate(cfg)
+    data = existence.load_data(cfg, progress=False)
+    assert data.train.shape == (3, 3, 32, 32) and data.tests["natural"].shape == (3, 3, 32, 32)
+    assert set(data.tests) == set(existence.TEST_SETS)
+    assert 0 <= data.train.min() and data.train.max() <= 1
+
+
+def test_smoke_scenes_are_deterministic_per_seed(tmp_path):
+    a = existence.load_data(config(tmp_path), progress=False)
+    b = existence.load_data(config(tmp_path), progress=False)
+    c = existence.load_data(config(tmp_path, seed=1), progress=False)
+    assert a.train.equal(b.train) and not a.train.equal(c.train)
+    natural = a.tests["natural"]
+    assert not a.train[: len(natural)].equal(natural)  # training and test scenes differ

@@ -69,9 +69,17 @@ class MultiLevelEncoder(nn.Module):
 
     @property
     def channels(self) -> list[int]:
-        """Number of channels at each tap."""
-        with torch.no_grad():
-            return [f.shape[1] for f in self(torch.zeros(1, 3, 64, 64))]
+        """Number of channels at each tap (read off the layers; nothing is run)."""
+        out = []
+        for tap in self.taps:
+            convs = [m for m in self.trunk[: tap + 1].modules() if isinstance(m, nn.Conv2d)]
+            out.append(convs[-1].out_channels)
+        return out
+
+    def extra_repr(self) -> str:
+        """Everything that changes the output besides the weights (cache keys include it)."""
+        return (f"arch={self.arch}, width={self.width}, input_norm={self.input_norm}, "
+                f"padding={self.padding}")
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """Images ``[B, 3, H, W]`` in [0, 1] to one feature map ``[B, C_l, H_l, W_l]`` per tap."""

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from posinfo import targets
 from posinfo.datasets import saliency_dataset
-from posinfo.encoders import ARCHITECTURES, build_encoder
+from posinfo.encoders import ARCHITECTURES, build_encoder, imagenet_weights_file
 from posinfo.features import FeatureCache
 from posinfo.metrics import score
 from posinfo.params import ChapterSpec, Config
@@ -91,15 +91,26 @@ def _stack(dataset: torch.utils.data.Dataset) -> Tensor:
 def validate(cfg: Config) -> None:
     """Fail before any work on a run that cannot complete: missing paper-profile datasets,
     a ``pretrain_size`` without an entry for an encoder, or ImageNet weights at another width."""
-    if cfg.weights == "synthetic":
-        for arch in cfg.encoders:
-            pretrain_config(cfg, arch)
-    if cfg.weights == "imagenet" and cfg.vgg_width != 1.0:
-        raise ValueError("ImageNet weights exist only for vgg_width=1.0")
+    families = [[e for e in cfg.encoders if e.startswith(f)] for f in ("vgg", "resnet")]
+    if any(len(f) != 1 for f in families):
+        raise ValueError(f"chapter 1 compares one VGG with one ResNet; encoders={cfg.encoders}")
+    if set(cfg.patterns) != set(targets.PATTERNS):
+        raise ValueError(f"chapter 1's findings need all of {targets.PATTERNS}; patterns={cfg.patterns}")
     if cfg.dataset != "scenes":
         from posinfo.datasets import dataset_root
         for name in ("duts-train", "pascal-s"):
             dataset_root(name, cfg.data_root)
+    if cfg.weights == "synthetic":
+        for arch in cfg.encoders:
+            pretrain_config(cfg, arch)
+    if cfg.weights == "imagenet":
+        if cfg.vgg_width != 1.0:
+            raise ValueError("ImageNet weights exist only for vgg_width=1.0")
+        for arch in cfg.encoders:
+            path, url = imagenet_weights_file(arch)
+            if not path.is_file():
+                raise FileNotFoundError(f"ImageNet weights for {arch} not found at {path}; "
+                                        f"fetch {url} and save it there (see data/README.md)")
 
 
 class RawImage(nn.Module):
@@ -192,12 +203,13 @@ def run_readouts(cfg: Config, data: ProbeData, sources: list[Source], progress: 
     """Train one readout per source and pattern, and score it on every test set.
 
     Features of each source are computed once (and cached on disk) and then shared by the SGD
-    readouts of all patterns and by the least-squares bound, which is solved for the raw image
-    and the profile's main weights (one Gram matrix per source serves every pattern).
+    readouts of all patterns and by the least-squares readout, which is solved for the raw image
+    and the profile's main weights (one Gram matrix per source serves every pattern). Only the
+    current source's features are held in memory.
     """
     size = cfg.image_size
     gts = targets.position_maps(cfg.patterns, size)
-    cache = FeatureCache(cache_root(cfg) / "features", device=cfg.device)
+    cache = FeatureCache(cache_root(cfg) / "features", device=cfg.device, keep_in_memory=False)
     protocol = ReadoutTraining(epochs=cfg.readout_epochs)
     rows, examples = [], {}
     for source in tqdm(sources, desc="sources", disable=not progress):
@@ -273,7 +285,7 @@ def check_claims(table: pd.DataFrame, cfg: Config) -> list:
               "for H, V and G on every input.", "gains of .59 to .93",
               f"min gain {gain[vgg].min().min():.3f}", bool((gain[vgg] >= 0.3).all().all())),
         Claim("E3", f"{res} features give far more: SPC at least 0.3 above the raw-image readout "
-              "for H, V and G on every input.", "gains of .80 to .99 (ResNet-152)",
+              "for H, V and G on every input.", "gains of .82 to 1.01 (ResNet-152)",
               f"min gain {gain[res].min().min():.3f}", bool((gain[res] >= 0.3).all().all())),
         Claim("E4", f"{res} features beat {vgg} features on H, V and G on natural images.",
               "ResNet .933/.951/.936 vs VGG .742/.816/.814",
@@ -310,6 +322,19 @@ def beside_paper(table: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     order = [(p, e) for p in cfg.patterns for e in (RAW, "vgg16", "resnet") if (p, e) in wide.index]
     cols = [(t, m, w) for t in TEST_SETS for m in ("spc", "mae") for w in ("paper", "ours")]
     return wide.loc[order, cols].round(3)
+
+
+def undefined_spearman(table: pd.DataFrame) -> pd.DataFrame:
+    """Where predictions were constant (Spearman undefined, printed as 0 like the paper).
+
+    Returns:
+        One row per (source, readout, pattern, test set) with at least one constant map:
+        ``n_constant`` of ``n_images``.
+    """
+    keys = ["source", "readout", "pattern", "test_set"]
+    wide = table[table.metric.isin(["n_constant", "n_images"])].pivot_table(
+        index=keys, columns="metric", values="value", sort=False).astype(int)
+    return wide[wide.n_constant > 0][["n_constant", "n_images"]]
 
 
 def beyond_paper(table: pd.DataFrame) -> pd.DataFrame:

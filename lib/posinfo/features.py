@@ -82,28 +82,33 @@ class FeatureCache:
     """Features kept in memory and, when given a folder, on disk (written atomically).
 
     The key is a fingerprint of the encoder's weights and configuration, the images, the grid
-    size and the kept levels, so a changed input can never be served stale features.
+    size, the kept levels and the device type, so a changed input is never served stale features.
 
     Args:
         folder: Where ``.pt`` files go; ``None`` keeps features in memory only.
         device: Where encoders run.
         batch_size: Images per forward pass.
+        keep_in_memory: Also keep every result in memory (off: only on disk, for large runs).
     """
 
     def __init__(self, folder: str | Path | None = None, device: torch.device | str = "cpu",
-                 batch_size: int = 32) -> None:
+                 batch_size: int = 32, keep_in_memory: bool = True) -> None:
+        if folder is None and not keep_in_memory:
+            raise ValueError("a cache with no folder must keep features in memory")
         self.folder = None if folder is None else Path(folder)
-        self.device, self.batch_size = device, batch_size
+        self.device, self.batch_size, self.keep_in_memory = device, batch_size, keep_in_memory
         self._memory: dict[str, Tensor] = {}
 
     def __call__(self, encoder: nn.Module, images: Tensor, size: int,
                  levels: list[int] | None = None, progress: bool = True) -> Tensor:
         """The features of ``encoder`` on ``images``: ``[N, C, size, size]``, float16, on the CPU."""
-        key = fingerprint(encoder, images, size, str(levels))
-        if key not in self._memory:
-            compute = lambda: multilevel_features(  # noqa: E731
-                encoder, images, size, batch_size=self.batch_size, device=self.device,
-                levels=levels, progress=progress)
-            self._memory[key] = compute() if self.folder is None else cached(
-                self.folder / f"features-{key}.pt", compute)
-        return self._memory[key]
+        key = fingerprint(encoder, images, size, str(levels), torch.device(self.device).type)
+        if key in self._memory:
+            return self._memory[key]
+        compute = lambda: multilevel_features(  # noqa: E731
+            encoder, images, size, batch_size=self.batch_size, device=self.device,
+            levels=levels, progress=progress)
+        feats = compute() if self.folder is None else cached(self.folder / f"features-{key}.pt", compute)
+        if self.keep_in_memory:
+            self._memory[key] = feats
+        return feats

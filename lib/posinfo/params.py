@@ -10,7 +10,6 @@ notebook's namespace and raises for any name it does not know, before any comput
 from __future__ import annotations
 
 import os
-import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,16 +74,31 @@ class Config:
         return self.out_dir / self.chapter
 
 
+def _is_literal(value: Any) -> bool:
+    """Whether ``value`` is what a parameters cell can assign: None, a bool, number or string, or
+    a list, tuple or dict of those."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_literal(v) for v in value)
+    if isinstance(value, dict):
+        return all(_is_literal(k) and _is_literal(v) for k, v in value.items())
+    return False
+
+
 def parameters_in(namespace: Mapping[str, Any]) -> dict[str, Any]:
-    """The user-level variables of a notebook namespace (no modules, functions, IPython names)."""
-    return {
-        k: v
-        for k, v in namespace.items()
-        if not k.startswith("_")
-        and k not in _IPYTHON_NAMES
-        and not isinstance(v, (types.ModuleType, types.FunctionType, type))
-        and not callable(v)
-    }
+    """The parameter-like variables of a notebook namespace: literals not named by IPython.
+
+    Results of later cells (configs, tensors, tables) are not literals, so re-running the cell
+    that resolves the parameters in the same kernel still works.
+    """
+    return {k: v for k, v in namespace.items()
+            if not k.startswith("_") and k not in _IPYTHON_NAMES and _is_literal(v)}
+
+
+def _like(value: Any, profile_value: Any) -> Any:
+    """A single string given for a list knob (``papermill -p patterns HS``) becomes a list."""
+    return [value] if isinstance(profile_value, list) and isinstance(value, str) else value
 
 
 def _check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
@@ -100,7 +114,10 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was asked for but no CUDA device is available")
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":  # the same seed gives the same numbers on a GPU too
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
     return torch.device(device)
 
 
@@ -129,7 +146,7 @@ def resolve(spec: ChapterSpec, namespace: Mapping[str, Any]) -> Config:
     if missing:
         raise ValueError(f"{spec.chapter}: the parameters cell must set {missing}")
     _check_choice("profile", given["profile"], PROFILES)
-    knobs = {k: given[k] if given.get(k) is not None else v
+    knobs = {k: _like(given[k], v) if given.get(k) is not None else v
              for k, v in spec.profiles[given["profile"]].items()}
     for name, allowed in spec.choices.items():
         _check_choice(name, knobs[name], allowed)

@@ -26,6 +26,10 @@ from posinfo.features import fingerprint
 from posinfo.scenes import NUM_CLASSES, SyntheticScenes
 
 
+# Bump when the scenes or the training code change what a configuration produces.
+CACHE_VERSION = 1
+
+
 @dataclass(frozen=True)
 class PretrainConfig:
     """How a synthetic encoder is trained (Adam, cross-entropy, batches of fresh scenes)."""
@@ -151,7 +155,7 @@ def synthetic_encoder(cfg: PretrainConfig, cache_dir: str | Path, *, padding: st
     Returns:
         The frozen encoder (eval mode, CPU) and its training record.
     """
-    key = fingerprint(*asdict(cfg).values())
+    key = fingerprint(CACHE_VERSION, *asdict(cfg).values())
     final = Path(cache_dir) / f"encoder-{cfg.arch}-{key}.pt"
     if not final.exists():
         partial = final.with_suffix(".partial.pt")
