@@ -203,9 +203,8 @@ def run_readouts(cfg: Config, data: ProbeData, sources: list[Source], progress: 
     """Train one readout per source and pattern, and score it on every test set.
 
     Features of each source are computed once (and cached on disk) and then shared by the SGD
-    readouts of all patterns and by the least-squares readout, which is solved for the raw image
-    and the profile's main weights (one Gram matrix per source serves every pattern). Only the
-    current source's features are held in memory.
+    readouts of all patterns and by the least-squares readout (one Gram matrix per source serves
+    every pattern). Only the current source's features are held in memory.
     """
     size = cfg.image_size
     gts = targets.position_maps(cfg.patterns, size)
@@ -217,7 +216,7 @@ def run_readouts(cfg: Config, data: ProbeData, sources: list[Source], progress: 
         readouts = {p: fit_readout(train, gt, protocol, seed=cfg.seed, device=cfg.device)
                     for p, gt in zip(cfg.patterns, gts)}
         fitted = {"sgd": readouts}
-        if cfg.least_squares and source.weights in ("none", cfg.weights):
+        if cfg.least_squares:
             fitted["least_squares"] = dict(zip(cfg.patterns, least_squares_readout(train, gts)))
         for kind, models in fitted.items():
             for (pattern, model), gt in zip(models.items(), gts):
