@@ -58,10 +58,12 @@ SPEC = ChapterSpec(
 
 @dataclass
 class ProbeData:
-    """Images of one run: ``train`` ``[N, 3, S, S]`` and a test tensor per name of ``TEST_SETS``."""
+    """Images of one run: ``train`` ``[N, 3, S, S]``, a test tensor per name of ``TEST_SETS``, and
+    the object (saliency) masks ``[M, S, S]`` of the natural test images."""
 
     train: Tensor
     tests: dict[str, Tensor]
+    natural_masks: Tensor
 
 
 def load_data(cfg: Config, progress: bool = True) -> ProbeData:
@@ -73,19 +75,20 @@ def load_data(cfg: Config, progress: bool = True) -> ProbeData:
     size = cfg.image_size
     if cfg.dataset == "scenes":
         train = SyntheticScenes(cfg.n_train, size, seed=20_000 + cfg.seed).tensors(progress)[0]
-        natural = SyntheticScenes(cfg.n_test, size, seed=30_000 + cfg.seed).tensors(progress)[0]
+        natural, _, _, masks = SyntheticScenes(cfg.n_test, size, seed=30_000 + cfg.seed).tensors(progress)
     else:
-        train = _stack(saliency_dataset("duts-train", cfg.data_root, size, limit=cfg.n_train))
-        natural = _stack(saliency_dataset("pascal-s", cfg.data_root, size, limit=cfg.n_test))
+        train = _stack(saliency_dataset("duts-train", cfg.data_root, size, limit=cfg.n_train))[0]
+        natural, masks = _stack(saliency_dataset("pascal-s", cfg.data_root, size, limit=cfg.n_test))
     tests = {"natural": natural} | {
         kind: targets.synthetic_inputs(kind, cfg.n_synthetic, size, seed=cfg.seed)
         for kind in targets.SYNTHETIC_INPUTS}
-    return ProbeData(train, tests)
+    return ProbeData(train, tests, masks)
 
 
-def _stack(dataset: torch.utils.data.Dataset) -> Tensor:
-    """The images of an image-folder dataset as one tensor ``[N, 3, S, S]``."""
-    return torch.stack([dataset[i][0] for i in tqdm(range(len(dataset)), desc="images", leave=False)])
+def _stack(dataset: torch.utils.data.Dataset) -> tuple[Tensor, Tensor]:
+    """Images ``[N, 3, S, S]`` and masks ``[N, S, S]`` of a saliency dataset."""
+    items = [dataset[i] for i in tqdm(range(len(dataset)), desc="images", leave=False)]
+    return torch.stack([x for x, _ in items]), torch.stack([m for _, m in items])
 
 
 def validate(cfg: Config) -> None:
@@ -398,7 +401,7 @@ def verdict(claims: list, table: pd.DataFrame, cfg: Config):
     held = [c.id for c in claims if c.holds]
     failed = [c for c in claims if not c.holds]
     text = (f"In this run ({cfg.profile} profile, seed {cfg.seed}) {len(held)} of {len(claims)} "
-            f"findings of Table 1 hold ({', '.join(held) or 'none'}).")
+            f"findings tested here hold ({', '.join(held) or 'none'}).")
     for c in failed:
         text += f"\n\n- **{c.id} does not hold.** {c.claim} Paper: {c.paper}. Here: {c.ours}."
     return Markdown(text)

@@ -41,3 +41,77 @@ def iclr2020_table1() -> pd.DataFrame:
     tidy = wide.melt(id_vars=["pattern", "encoder"], var_name="column", value_name="value")
     tidy[["test_set", "metric"]] = tidy.pop("column").str.split("_", expand=True)
     return tidy.astype({"value": float})[["pattern", "encoder", "test_set", "metric", "value"]]
+
+
+# ICLR 2020 Table 2 (PASCAL-S, SPC / MAE): (a) 1-3 readout layers of 3x3; (b) one layer of k x k.
+_TABLE2_TEXT = """
+pattern source  ablation value spc mae
+H  posenet layers 1 .012 .251
+H  posenet layers 2 .056 .250
+H  posenet layers 3 .055 .250
+H  vgg16   layers 1 .742 .149
+H  vgg16   layers 2 .797 .128
+H  vgg16   layers 3 .830 .117
+G  posenet layers 1 -.001 .233
+G  posenet layers 2 .067 .187
+G  posenet layers 3 .126 .186
+G  vgg16   layers 1 .814 .109
+G  vgg16   layers 2 .828 .105
+G  vgg16   layers 3 .835 .104
+HS posenet layers 1 -.001 .712
+HS posenet layers 2 -.006 .628
+HS posenet layers 3 .003 .628
+HS vgg16   layers 1 .405 .556
+HS vgg16   layers 2 .483 .538
+HS vgg16   layers 3 .491 .540
+H  posenet kernel 1 .013 .251
+H  posenet kernel 3 .012 .251
+H  posenet kernel 7 .060 .250
+H  vgg16   kernel 1 .542 .196
+H  vgg16   kernel 3 .742 .149
+H  vgg16   kernel 7 .828 .120
+G  posenet kernel 1 .017 .188
+G  posenet kernel 3 -.001 .233
+G  posenet kernel 7 .068 .187
+G  vgg16   kernel 1 .724 .127
+G  vgg16   kernel 3 .814 .109
+G  vgg16   kernel 7 .816 .111
+HS posenet kernel 1 -.004 .628
+HS posenet kernel 3 -.001 .723
+HS posenet kernel 7 .002 .628
+HS vgg16   kernel 1 .317 .576
+HS vgg16   kernel 3 .405 .556
+HS vgg16   kernel 7 .487 .532
+"""
+
+# ICLR 2020 Table 3 (PASCAL-S): VGG16 readout on one stage f1..f5, or on all of them.
+_TABLE3_TEXT = """
+pattern stage spc mae
+H f1 .101 .249
+H f2 .344 .225
+H f3 .472 .203
+H f4 .610 .181
+H f5 .657 .177
+H all .742 .149
+G f1 .241 .182
+G f2 .404 .168
+G f3 .588 .146
+G f4 .653 .138
+G f5 .693 .135
+G all .814 .109
+"""
+
+
+def _parse(text: str) -> pd.DataFrame:
+    rows = [line.split() for line in text.strip().splitlines()]
+    return pd.DataFrame(rows[1:], columns=rows[0])
+
+
+def iclr2020_table2() -> pd.DataFrame:
+    """ICLR 2020 Table 2: columns pattern, source, ablation (layers|kernel), value, spc, mae."""
+    return _parse(_TABLE2_TEXT).astype({"value": int, "spc": float, "mae": float})
+
+
+def iclr2020_table3() -> pd.DataFrame:
+    """ICLR 2020 Table 3: columns pattern, stage (f1..f5, all), spc, mae."""
+    return _parse(_TABLE3_TEXT).astype({"spc": float, "mae": float})

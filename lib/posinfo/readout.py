@@ -29,17 +29,22 @@ class PosENet(nn.Module):
         n_layers: Number of convolutions; intermediate ones keep ``in_channels`` channels.
         kernel_size: Side of every kernel.
         padding: Zero padding of every convolution (0 in the paper).
+        hidden_channels: Width of the intermediate layers (``None``: ``in_channels``, as in the
+            paper; fewer make deep readouts on wide features affordable on a CPU).
     """
 
     def __init__(self, in_channels: int, n_layers: int = 1, kernel_size: int = 3,
-                 padding: int = 0) -> None:
+                 padding: int = 0, hidden_channels: int | None = None) -> None:
         super().__init__()
         if n_layers < 1 or kernel_size < 1 or padding < 0:
             raise ValueError("need n_layers >= 1, kernel_size >= 1 and padding >= 0")
+        hidden = in_channels if hidden_channels is None else min(hidden_channels, in_channels)
         layers: list[nn.Module] = []
+        width = in_channels
         for i in range(n_layers):
             last = i == n_layers - 1
-            conv = nn.Conv2d(in_channels, 1 if last else in_channels, kernel_size, padding=padding)
+            conv = nn.Conv2d(width, 1 if last else hidden, kernel_size, padding=padding)
+            width = hidden
             nn.init.xavier_uniform_(conv.weight)
             nn.init.zeros_(conv.bias)
             layers += [conv, nn.BatchNorm2d(conv.out_channels)] + ([] if last else [nn.ReLU()])
@@ -58,6 +63,7 @@ class ReadoutTraining:
     n_layers: int = 1
     kernel_size: int = 3
     padding: int = 0
+    hidden_channels: int | None = None
     epochs: int = 15
     lr: float = 0.1
     momentum: float = 0.9
@@ -91,7 +97,8 @@ def fit_readout(inputs: Tensor, target: Tensor, protocol: ReadoutTraining = Read
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         channels = prepare(inputs[:1].to(device).float()).shape[1]
-        model = PosENet(channels, protocol.n_layers, protocol.kernel_size, protocol.padding).to(device)
+        model = PosENet(channels, protocol.n_layers, protocol.kernel_size, protocol.padding,
+                        protocol.hidden_channels).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
                           weight_decay=protocol.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [protocol.lr_drop_epoch], gamma=0.1)
