@@ -31,10 +31,12 @@ class PosENet(nn.Module):
         padding: Zero padding of every convolution (0 in the paper).
         hidden_channels: Width of the intermediate layers (``None``: ``in_channels``, as in the
             paper; fewer make deep readouts on wide features affordable on a CPU).
+        padding_mode: torch's ``zeros``, ``reflect``, ``replicate`` or ``circular``.
     """
 
     def __init__(self, in_channels: int, n_layers: int = 1, kernel_size: int = 3,
-                 padding: int = 0, hidden_channels: int | None = None) -> None:
+                 padding: int = 0, hidden_channels: int | None = None,
+                 padding_mode: str = "zeros") -> None:
         super().__init__()
         if n_layers < 1 or kernel_size < 1 or padding < 0:
             raise ValueError("need n_layers >= 1, kernel_size >= 1 and padding >= 0")
@@ -43,7 +45,8 @@ class PosENet(nn.Module):
         width = in_channels
         for i in range(n_layers):
             last = i == n_layers - 1
-            conv = nn.Conv2d(width, 1 if last else hidden, kernel_size, padding=padding)
+            conv = nn.Conv2d(width, 1 if last else hidden, kernel_size, padding=padding,
+                             padding_mode=padding_mode)
             width = hidden
             nn.init.xavier_uniform_(conv.weight)
             nn.init.zeros_(conv.bias)
@@ -64,6 +67,7 @@ class ReadoutTraining:
     kernel_size: int = 3
     padding: int = 0
     hidden_channels: int | None = None
+    padding_mode: str = "zeros"
     epochs: int = 15
     lr: float = 0.1
     momentum: float = 0.9
@@ -98,7 +102,7 @@ def fit_readout(inputs: Tensor, target: Tensor, protocol: ReadoutTraining = Read
         torch.manual_seed(seed)
         channels = prepare(inputs[:1].to(device).float()).shape[1]
         model = PosENet(channels, protocol.n_layers, protocol.kernel_size, protocol.padding,
-                        protocol.hidden_channels).to(device)
+                        protocol.hidden_channels, protocol.padding_mode).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
                           weight_decay=protocol.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [protocol.lr_drop_epoch], gamma=0.1)
