@@ -363,3 +363,14 @@ def regression_summary(run: AblationRun, claims: list, cfg: Config) -> dict:
                                                                "stage"]).ngroups),
             "mean_spc": spc.groupby("experiment", sort=False).value.mean().round(2).to_dict(),
             "claims": {c.id: c.holds for c in claims}}
+
+
+def plot_readout_maps(run: AblationRun, cfg: Config, pattern: str = "G"):
+    """Predicted maps of one test image for each readout depth and kernel size (like Fig. 5)."""
+    from posinfo import plots
+    vgg = next(e for e in cfg.encoders if e.startswith("vgg"))
+    settings = ([(f"L={d}, k=3", Readout(layers=d)) for d in cfg.depths]
+                + [(f"L=1, k={k}", Readout(kernel=k)) for k in cfg.kernels if k != 3])
+    rows = {"target": [targets.position_map(pattern, cfg.image_size)] * len(settings)}
+    rows |= {s: [run.examples[(s, r, pattern)] for _, r in settings] for s in (existence.RAW, vgg)}
+    return plots.map_grid(rows, [name for name, _ in settings])
