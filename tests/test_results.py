@@ -34,3 +34,15 @@ def test_paper_table1_transcription():
     assert get("H", "vgg16", "natural", "spc") == 0.742
     assert get("G", "resnet", "noise", "mae") == 0.055
     assert get("V", "posenet", "natural", "spc") == 0.131
+
+
+def test_read_back_checks_the_contract(tmp_path):
+    from posinfo.results import read_back
+    claims = [Claim("E1", "c", "p", "o", True)]
+    write_results(pd.DataFrame({"pattern": ["H"], "value": [1.0]}), tmp_path, profile="smoke", seed=0)
+    write_claims(claims, tmp_path)
+    assert len(read_back(tmp_path, claims, {"pattern"})) == 1
+    with pytest.raises(AssertionError, match="lacks columns"):
+        read_back(tmp_path, claims, {"pattern", "test_set"})
+    with pytest.raises(AssertionError, match="claims of this run"):
+        read_back(tmp_path, [Claim("E2", "c", "p", "o", True)], {"pattern"})

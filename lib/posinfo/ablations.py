@@ -63,13 +63,7 @@ def validate(cfg: Config) -> None:
     if need or not {1, 3} <= set(cfg.depths) or not {1, 7} <= set(cfg.kernels):
         raise ValueError("chapter 2's findings need patterns H, G, HS, depths 1 and 3, kernels 1 "
                          f"and 7; got {cfg.patterns}, {cfg.depths}, {cfg.kernels}")
-    if cfg.weights == "synthetic":
-        for arch in cfg.encoders:
-            existence.pretrain_config(cfg, arch)
-    if cfg.dataset != "scenes":
-        from posinfo.datasets import dataset_root
-        for name in ("duts-train", "pascal-s"):
-            dataset_root(name, cfg.data_root)
+    existence.check_inputs_exist(cfg)
 
 
 @dataclass
@@ -353,11 +347,8 @@ def plot_stages(table: pd.DataFrame, cfg: Config):
 
 def regression_summary(run: AblationRun, claims: list, cfg: Config) -> dict:
     """Facts a regression would change, for nbval: files written, claims, rounded SPCs."""
-    import json
-    results = pd.read_csv(cfg.results_dir / "results.csv")
-    written = json.loads((cfg.results_dir / "claims.json").read_text())
-    assert [c["id"] for c in written] == [c.id for c in claims]
-    assert {"experiment", "pattern", "metric", "value", "profile", "seed"} <= set(results.columns)
+    from posinfo.results import read_back
+    results = read_back(cfg.results_dir, claims, {"experiment", "pattern", "metric"})
     spc = run.table[run.table.metric == "spc_paper"]
     return {"rows": len(results), "readouts": int(spc.groupby(["source", "layers", "kernel",
                                                                "stage"]).ngroups),

@@ -92,13 +92,20 @@ def _stack(dataset: torch.utils.data.Dataset) -> tuple[Tensor, Tensor]:
 
 
 def validate(cfg: Config) -> None:
-    """Fail before any work on a run that cannot complete: missing paper-profile datasets,
-    a ``pretrain_size`` without an entry for an encoder, or ImageNet weights at another width."""
+    """Fail before any work on a run that cannot complete (see :func:`check_inputs_exist`), or
+    whose findings cannot be tested: one VGG and one ResNet, all five patterns."""
     families = [[e for e in cfg.encoders if e.startswith(f)] for f in ("vgg", "resnet")]
     if any(len(f) != 1 for f in families):
         raise ValueError(f"chapter 1 compares one VGG with one ResNet; encoders={cfg.encoders}")
     if set(cfg.patterns) != set(targets.PATTERNS):
         raise ValueError(f"chapter 1's findings need all of {targets.PATTERNS}; patterns={cfg.patterns}")
+    check_inputs_exist(cfg)
+
+
+def check_inputs_exist(cfg: Config) -> None:
+    """What every chapter built on these data and encoders checks first: the paper profile's
+    datasets under ``data_root``, a ``pretrain_size`` for every synthetic encoder, and the
+    ImageNet weight files (at width 1.0)."""
     if cfg.dataset != "scenes":
         from posinfo.datasets import dataset_root
         for name in ("duts-train", "pascal-s"):
@@ -379,12 +386,8 @@ def regression_summary(table: pd.DataFrame, claims: list, cfg: Config) -> dict:
     natural-image SPC of the SGD readouts (rounded to 2 decimals), the raw readout's count of
     constant maps on black images (all of them: no padding, no position) and the claims.
     """
-    import json
-    results = pd.read_csv(cfg.results_dir / "results.csv")
-    written = json.loads((cfg.results_dir / "claims.json").read_text())
-    assert {"pattern", "test_set", "metric", "value", "profile", "seed"} <= set(results.columns)
-    assert [c["id"] for c in written] == [c.id for c in claims]
-    assert all(set(c) == {"id", "claim", "paper", "ours", "holds"} for c in written)
+    from posinfo.results import read_back
+    results = read_back(cfg.results_dir, claims, {"pattern", "test_set", "metric"})
     nat = table[(table.readout == "sgd") & (table.test_set == "natural") & (table.metric == "spc_paper")]
     black = table[(table.encoder == RAW) & (table.test_set == "black") & (table.metric == "n_constant")]
     return {

@@ -70,12 +70,7 @@ def validate(cfg: Config) -> None:
     if cfg.nopad_image_size < MIN_NOPAD_SIZE:
         raise ValueError(f"VGG16 without padding needs images of at least {MIN_NOPAD_SIZE} px; "
                          f"nopad_image_size={cfg.nopad_image_size}")
-    if cfg.weights == "synthetic":
-        existence.pretrain_config(cfg, cfg.encoders[0])
-    if cfg.dataset != "scenes":
-        from posinfo.datasets import dataset_root
-        for name in ("duts-train", "pascal-s"):
-            dataset_root(name, cfg.data_root)
+    existence.check_inputs_exist(cfg)
 
 
 def _rows(experiment: str, setting: str, pattern: str, scores) -> list[dict]:
@@ -244,11 +239,8 @@ def plot_error_by_distance(table: pd.DataFrame):
 
 def regression_summary(table: pd.DataFrame, claims: list, cfg: Config) -> dict:
     """Facts a regression would change, for nbval: files written, claims, rounded scores."""
-    import json
-    results = pd.read_csv(cfg.results_dir / "results.csv")
-    written = json.loads((cfg.results_dir / "claims.json").read_text())
-    assert [c["id"] for c in written] == [c.id for c in claims]
-    assert {"experiment", "setting", "metric", "value", "profile", "seed"} <= set(results.columns)
+    from posinfo.results import read_back
+    results = read_back(cfg.results_dir, claims, {"experiment", "setting", "metric"})
     corner = table[table.experiment == "corner task"].groupby("setting").value.mean().round(2)
     return {"rows": len(results), "corner_accuracy": corner.to_dict(),
             "claims": {c.id: c.holds for c in claims}}

@@ -83,3 +83,26 @@ def profile_banner(cfg: Any) -> Any:
     knobs = ", ".join(f"`{k}={v!r}`" for k, v in cfg.knobs.items() if k != "cache_dir")
     return Markdown(f"> **Profile: {cfg.profile}.** The outputs of this page were computed with the "
                     f"**{cfg.profile}** profile, seed {cfg.seed}, on {cfg.device.type}. Knobs: {knobs}.")
+
+
+def read_back(folder: str | Path, claims: Sequence[Claim], columns: set[str]) -> pd.DataFrame:
+    """Read a run's ``results.csv`` and ``claims.json`` back and check them against the contract.
+
+    Args:
+        folder: The chapter's results folder.
+        claims: The claims the run computed (their ids must be what was written).
+        columns: Columns ``results.csv`` must have besides ``value``, ``profile`` and ``seed``.
+
+    Returns:
+        The results table as written.
+    """
+    results = pd.read_csv(Path(folder) / "results.csv")
+    written = json.loads((Path(folder) / "claims.json").read_text())
+    missing = (columns | {"value", "profile", "seed"}) - set(results.columns)
+    if missing:
+        raise AssertionError(f"results.csv lacks columns {sorted(missing)}")
+    if [c["id"] for c in written] != [c.id for c in claims]:
+        raise AssertionError("claims.json does not hold the claims of this run")
+    if any(set(c) != {"id", "claim", "paper", "ours", "holds"} for c in written):
+        raise AssertionError("claims.json entries need exactly id, claim, paper, ours, holds")
+    return results
