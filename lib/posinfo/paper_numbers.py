@@ -36,8 +36,7 @@ def iclr2020_table1() -> pd.DataFrame:
     ``encoder`` is ``posenet`` (the raw image), ``vgg16`` or ``resnet`` (ResNet-152);
     ``test_set`` is natural (PASCAL-S), black, white or noise; ``metric`` is spc or mae.
     """
-    rows = [line.split() for line in _TABLE1_TEXT.strip().splitlines()]
-    wide = pd.DataFrame(rows[1:], columns=rows[0])
+    wide = _parse(_TABLE1_TEXT)
     tidy = wide.melt(id_vars=["pattern", "encoder"], var_name="column", value_name="value")
     tidy[["test_set", "metric"]] = tidy.pop("column").str.split("_", expand=True)
     return tidy.astype({"value": float})[["pattern", "encoder", "test_set", "metric", "value"]]
