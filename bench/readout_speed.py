@@ -13,10 +13,13 @@ shows up beside its gain.
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import torch
 
+from posinfo.atomic import write_text
 from posinfo.encoders import build_encoder
 from posinfo.features import concat_levels, multilevel_features
 from posinfo.metrics import score
@@ -35,6 +38,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--pattern", default="H")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("_build/bench/readout_speed.json"),
+                        help="where to write the measurement as JSON (the book's benchmark page reads it)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     width = args.width if args.arch.startswith("vgg") else 1.0
@@ -62,6 +67,11 @@ def main() -> None:
     print(f"cached features (computed once): {t_cached:8.1f} s   SPC {spc_cached:.3f}")
     print(f"encoder every epoch (paper):     {t_online:8.1f} s   SPC {spc_online:.3f}")
     print(f"speed-up: {t_online / t_cached:.1f}x")
+    setting = (f"{args.arch} (width {width}), {args.size} px, {args.n_train} images, {args.epochs} epochs, "
+               f"pattern {args.pattern}, {args.threads} threads")
+    rows = [dict(readout="cached features (computed once)", seconds=round(t_cached, 1), SPC=round(spc_cached, 3)),
+            dict(readout="encoder every epoch (paper)", seconds=round(t_online, 1), SPC=round(spc_online, 3))]
+    write_text(args.out, json.dumps(dict(setting=setting, rows=rows, speedup=t_online / t_cached), indent=2))
 
 
 if __name__ == "__main__":

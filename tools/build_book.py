@@ -9,15 +9,20 @@ and leaves the site in _build/html.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
 
+from posinfo import report
+
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("_config.yml", "_toc.yml", "references.bib", "book")
+SOURCES = ("_config.yml", "_toc.yml", "references.bib", "_static", "book")
 
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -48,13 +53,60 @@ def stage(executed: Path, staging: Path) -> None:
         drop_progress_bars(staging / "book" / chapter.name)
 
 
+def chapter_headings(book: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Chapter stem -> its title (first ``#`` heading), and -> the anchor of its claims section
+    (the ``##`` heading that says the findings are "tested"), in the book's order."""
+    titles, anchors = {}, {}
+    for path in sorted(book.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        lines = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()]
+        titles[path.stem] = next((h[2:].strip() for h in lines if h.startswith("# ")), path.stem)
+        tested = [h for h in lines if h.startswith("## ") and "tested" in h.lower()]
+        if tested:
+            anchors[path.stem] = report.heading_anchor(tested[0])
+    return titles, anchors
+
+
+def add_launch_buttons(config: Path, repository: str) -> None:
+    """Point the staged ``_config.yml`` at the book's GitHub repository (``owner/name``), which
+    turns on the repository, Colab and Binder buttons of every chapter."""
+    text = config.read_text().replace("use_repository_button: false", "use_repository_button: true")
+    text += (f"\nrepository:\n  url: https://github.com/{repository}\n  branch: main\n"
+             "launch_buttons:\n  notebook_interface: classic\n"
+             "  colab_url: https://colab.research.google.com\n  binderhub_url: https://mybinder.org\n")
+    config.write_text(text)
+
+
+def write_reports(staging: Path, results: Path, bench: Path) -> None:
+    """Generate the scorecard, reproducibility and benchmark pages into the staged book."""
+    titles, anchors = chapter_headings(staging / "book")
+    runs = report.chapter_runs(results, titles)
+    pages = {
+        "scorecard.md": report.scorecard_markdown(report.read_claims(results), titles, anchors),
+        "reproducibility.md": report.appendix_markdown(
+            runs, report.package_versions(ROOT / "requirements.txt"), report.hardware(),
+            built=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        "benchmarks.md": report.benchmark_markdown(
+            json.loads(bench.read_text()) if bench.exists() else None, runs),
+    }
+    for name, text in pages.items():
+        (staging / "book" / name).write_text(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--executed", type=Path, default=ROOT / "_build" / "executed")
     parser.add_argument("--out", type=Path, default=ROOT / "_build")
+    parser.add_argument("--results", type=Path, default=ROOT / "_build" / "results")
+    parser.add_argument("--bench", type=Path, default=ROOT / "_build" / "bench" / "readout_speed.json")
+    parser.add_argument("--repository", default=os.environ.get("GITHUB_REPOSITORY"),
+                        help="owner/name on GitHub, for the launch buttons (GitHub Actions sets it)")
     args = parser.parse_args()
     staging = args.out / "source"
     stage(args.executed.resolve(), staging)
+    write_reports(staging, args.results, args.bench)
+    if args.repository:
+        add_launch_buttons(staging / "_config.yml", args.repository)
     subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(staging), "--path-output",
                     str(args.out / "jb"), "--warningiserror", "--keep-going"], check=True)
     shutil.rmtree(args.out / "html", ignore_errors=True)

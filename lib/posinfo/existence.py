@@ -190,6 +190,8 @@ class ReadoutRun:
 
     table: pd.DataFrame          # tidy: source, encoder, weights, readout, pattern, test_set, metric, value
     examples: dict[tuple[str, str, str], Tensor]  # (source, readout, pattern) -> map [S, S] on natural image 0
+    # (source, readout, pattern, test_set) -> map [S, S] on the first image of that test set
+    gallery: dict[tuple[str, str, str, str], Tensor] = field(default_factory=dict)
 
 
 def _rows(source: Source, readout: str, pattern: str, test_set: str, scores) -> list[dict]:
@@ -220,7 +222,7 @@ def run_readouts(cfg: Config, data: ProbeData, sources: list[Source], progress: 
     gts = targets.position_maps(cfg.patterns, size)
     cache = FeatureCache(cache_root(cfg) / "features", device=cfg.device, keep_in_memory=False)
     protocol = ReadoutTraining(epochs=cfg.readout_epochs)
-    rows, examples = [], {}
+    rows, examples, gallery = [], {}, {}
     for source in tqdm(sources, desc="sources", disable=not progress):
         train, tests = source_inputs(cfg, source, data, cache)
         readouts = {p: fit_readout(train, gt, protocol, seed=cfg.seed, device=cfg.device)
@@ -233,9 +235,10 @@ def run_readouts(cfg: Config, data: ProbeData, sources: list[Source], progress: 
                 for test_set, x in tests.items():
                     pred = predict(model, x, size, device=cfg.device)
                     rows += _rows(source, kind, pattern, test_set, score(pred, gt))
+                    gallery[(source.name, kind, pattern, test_set)] = pred[0]
                     if test_set == "natural":
                         examples[(source.name, kind, pattern)] = pred[0]
-    return ReadoutRun(pd.DataFrame(rows), examples)
+    return ReadoutRun(pd.DataFrame(rows), examples, gallery)
 
 
 # --- the paper's findings, tested -----------------------------------------------------------------
