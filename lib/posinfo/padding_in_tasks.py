@@ -1,0 +1,499 @@
+"""Chapter 4: padding in position-dependent tasks (ICLR 2020 Section 4.2, Tables 5 and 6).
+
+The same VGG16 encoder-decoder (:mod:`posinfo.dense_tasks`) is trained from scratch, with and
+without zero padding, for salient object detection and for semantic segmentation, and scored
+with the F-measure and MAE (saliency) and the mIoU (segmentation). The two padded encoders and an
+encoder trained for classification are then frozen and probed with chapter 1's readout for the
+H, G and HS patterns on natural, black, white and noise inputs.
+
+In the default profile the three encoders are trained on the very same generated scenes
+(:mod:`posinfo.scenes`), with the same architecture, width, resolution, optimiser and number of
+steps: only the labels differ (the class of the largest object, its mask, its class mask).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from posinfo import existence, task_metrics, targets
+from posinfo.dense_tasks import (IGNORE_INDEX, DenseConfig, DenseNet, EpochData, dense_network,
+                                 frozen_encoder, predict_dense)
+from posinfo.encoders import build_encoder, imagenet_weights_file
+from posinfo.padding import MIN_NOPAD_SIZE, distance_to_border
+from posinfo.params import ChapterSpec, Config
+from posinfo.pretrain import PretrainConfig, synthetic_encoder
+from posinfo.scenes import NUM_CLASSES, SyntheticScenes
+
+PADDINGS = ("zero", "none")
+TRAINED_FOR = ("classification", "saliency", "segmentation")
+OBJECT_SCALE = (0.25, 0.5)  # the scenes' default object sizes, shared by the three tasks
+SALIENCY_TESTS = ("ecssd", "pascal-s", "dut-omron")
+VOC_CLASSES = 21
+BORDER_FRACTION = 1 / 8  # the border band: pixels closer to the border than this share of the side
+
+_SHARED = dict(arch="vgg16_bn", patterns=["H", "G", "HS"], cache_dir=None)
+SPEC = ChapterSpec(
+    chapter="04_padding_in_tasks",
+    profiles={
+        "smoke": _SHARED | dict(dataset="scenes", image_size=196, vgg_width=0.0625, n_train=16,
+                                n_test=6, epochs=1, batch_size=8, lr=3e-3, decoder_channels=8,
+                                classification="synthetic", probe_train=16, probe_test=4,
+                                n_synthetic=2, feature_size=7, readout_epochs=3),
+        "default": _SHARED | dict(dataset="scenes", image_size=196, vgg_width=0.125, n_train=160,
+                                  n_test=100, epochs=3, batch_size=8, lr=3e-3, decoder_channels=16,
+                                  classification="synthetic", probe_train=192, probe_test=64,
+                                  n_synthetic=10, feature_size=14, readout_epochs=15),
+        "paper": _SHARED | dict(dataset="msra-b+voc2012", image_size=224, vgg_width=1.0,
+                                n_train=None, n_test=None, epochs=30, batch_size=16, lr=1e-4,
+                                decoder_channels=64, classification="imagenet", probe_train=2000,
+                                probe_test=None, n_synthetic=100, feature_size=28,
+                                readout_epochs=15),
+    },
+    choices={"dataset": ("scenes", "msra-b+voc2012"), "arch": ("vgg16", "vgg16_bn"),
+             "patterns": targets.PATTERNS, "classification": ("synthetic", "imagenet")},
+)
+
+
+def validate(cfg: Config) -> None:
+    """Fail before any work on a run that cannot complete or whose findings cannot be tested."""
+    if cfg.image_size < MIN_NOPAD_SIZE:
+        raise ValueError(f"VGG16 without padding needs images of at least {MIN_NOPAD_SIZE} px; "
+                         f"image_size={cfg.image_size}")
+    if not {"H", "G"} <= set(cfg.patterns):
+        raise ValueError(f"claim T3 needs patterns H and G; patterns={cfg.patterns}")
+    if cfg.dataset == "scenes" and (cfg.n_train is None or cfg.n_test is None):
+        raise ValueError("the generated scenes need explicit n_train and n_test")
+    if cfg.dataset != "scenes":
+        from posinfo.datasets import dataset_root
+        for name in ("msra-b", *SALIENCY_TESTS, "voc2012", "duts-train"):
+            dataset_root(name, cfg.data_root)
+    if cfg.classification == "imagenet":
+        if cfg.vgg_width != 1.0:
+            raise ValueError("ImageNet weights exist only for vgg_width=1.0")
+        path, url = imagenet_weights_file(cfg.arch)
+        if not path.is_file():
+            raise FileNotFoundError(f"ImageNet weights for {cfg.arch} not found at {path}; "
+                                    f"fetch {url} and save it there (see data/README.md)")
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+def scene_epoch_seed(cfg: Config, epoch: int) -> int:
+    """The seed of the scenes of one training epoch: :mod:`posinfo.pretrain`'s, so the
+    classification encoder of this chapter sees exactly the same images."""
+    return 1_000_000 + 1000 * cfg.seed + epoch
+
+
+def scene_epochs(cfg: Config, task: str) -> EpochData:
+    """Fresh scenes for every epoch: images ``[n_train, 3, S, S]`` with saliency masks or class
+    maps (0 = background, ``c + 1`` = shape class ``c``)."""
+    def epoch_data(epoch: int) -> tuple[Tensor, Tensor]:
+        images, _, classes, saliency = SyntheticScenes(
+            cfg.n_train, cfg.image_size, scene_epoch_seed(cfg, epoch),
+            object_scale=OBJECT_SCALE).tensors()
+        return images, saliency if task == "saliency" else classes
+    return epoch_data
+
+
+def scene_test(cfg: Config) -> dict[str, tuple[Tensor, Tensor]]:
+    """The held-out scenes for each task: ``{task: (images, targets)}``."""
+    images, _, classes, saliency = SyntheticScenes(cfg.n_test, cfg.image_size, 40_000 + cfg.seed,
+                                                   object_scale=OBJECT_SCALE).tensors()
+    return {"saliency": (images, saliency), "segmentation": (images, classes)}
+
+
+def saliency_tensors(name: str, cfg: Config, limit: int | None) -> tuple[Tensor, Tensor]:
+    """Images ``[N, 3, S, S]`` and masks ``[N, S, S]`` of a saliency dataset under ``data_root``."""
+    from posinfo.datasets import saliency_dataset
+    dataset = saliency_dataset(name, cfg.data_root, cfg.image_size, limit=limit)
+    items = [dataset[i] for i in tqdm(range(len(dataset)), desc=name, leave=False)]
+    return torch.stack([x for x, _ in items]), torch.stack([m for _, m in items])
+
+
+def voc_tensors(data_root, split: str, size: int, limit: int | None = None) -> tuple[Tensor, Tensor]:
+    """PASCAL VOC 2012 segmentation through torchvision's class, resized to ``size x size``.
+
+    Returns:
+        Images ``float32 [N, 3, S, S]`` in [0, 1] (bilinear) and class maps ``int64 [N, S, S]``
+        (nearest neighbour; 255 marks object boundaries, ignored by loss and scores).
+    """
+    from posinfo.datasets import torchvision_dataset
+    dataset = torchvision_dataset("voc2012", data_root, split)
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    images, masks = [], []
+    for i in tqdm(range(n), desc=f"VOC {split}", leave=False):
+        image, mask = dataset[i]
+        image = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+        images.append(torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255)
+        mask = mask.resize((size, size), Image.Resampling.NEAREST)
+        masks.append(torch.from_numpy(np.asarray(mask).astype(np.int64)))
+    return torch.stack(images), torch.stack(masks)
+
+
+@dataclass
+class TaskData:
+    """One task's training data, test sets ``{name: (images, targets)}`` and output count."""
+
+    train: EpochData
+    n_train: int
+    tests: dict[str, tuple[Tensor, Tensor]]
+    num_outputs: int
+
+
+def task_data(cfg: Config) -> dict[str, TaskData]:
+    """Both tasks' data: generated scenes, or MSRA-B / ECSSD, PASCAL-S, DUT-OMRON and VOC 2012."""
+    if cfg.dataset == "scenes":
+        tests = scene_test(cfg)
+        return {task: TaskData(scene_epochs(cfg, task), cfg.n_train, {"scenes": tests[task]},
+                               1 if task == "saliency" else NUM_CLASSES + 1)
+                for task in ("saliency", "segmentation")}
+    sal_train = saliency_tensors("msra-b", cfg, cfg.n_train)
+    voc_train = voc_tensors(cfg.data_root, "train", cfg.image_size, cfg.n_train)
+    return {
+        "saliency": TaskData(lambda epoch: sal_train, len(sal_train[0]),
+                             {n: saliency_tensors(n, cfg, cfg.n_test) for n in SALIENCY_TESTS}, 1),
+        "segmentation": TaskData(lambda epoch: voc_train, len(voc_train[0]),
+                                 {"voc2012-val": voc_tensors(cfg.data_root, "val", cfg.image_size,
+                                                             cfg.n_test)}, VOC_CLASSES),
+    }
+
+
+# --- the networks ---------------------------------------------------------------------------------
+
+
+def dense_config(cfg: Config, task: str, padding: str, data: TaskData) -> DenseConfig:
+    """How the chapter trains the ``task`` network with ``padding``."""
+    return DenseConfig(task=task, num_outputs=data.num_outputs, data=cfg.dataset, arch=cfg.arch,
+                       width=cfg.vgg_width, padding=padding, image_size=cfg.image_size,
+                       n_train=data.n_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                       lr=cfg.lr, decoder_channels=cfg.decoder_channels, seed=cfg.seed)
+
+
+def classification_config(cfg: Config) -> PretrainConfig:
+    """The classification encoder trained like the dense ones: same scenes, size, width, steps."""
+    return PretrainConfig(arch=cfg.arch, width=cfg.vgg_width, image_size=cfg.image_size,
+                          object_scale=OBJECT_SCALE, n_train=cfg.n_train, n_val=cfg.n_test,
+                          epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed)
+
+
+def classification_encoder(cfg: Config, progress: bool = True) -> tuple[torch.nn.Module, dict]:
+    """The frozen encoder trained for classification: the book's synthetic one, or ImageNet's."""
+    if cfg.classification == "imagenet":
+        return build_encoder(cfg.arch, "imagenet", width=cfg.vgg_width), {}
+    return synthetic_encoder(classification_config(cfg), existence.cache_root(cfg),
+                             device=cfg.device, progress=progress)
+
+
+@dataclass
+class TaskRun:
+    """The trained networks, their records, the data and the predictions on every test set."""
+
+    networks: dict[tuple[str, str], DenseNet]
+    records: dict[tuple[str, str], dict]
+    data: dict[str, TaskData]
+    predictions: dict[tuple[str, str, str], Tensor]  # (task, padding, test set) -> [N, S, S]
+
+
+def train_networks(cfg: Config, progress: bool = True) -> TaskRun:
+    """Train (or load from the cache) the four networks and predict every test set."""
+    data = task_data(cfg)
+    run = TaskRun({}, {}, data, {})
+    jobs = [(task, pad) for task in data for pad in PADDINGS]
+    for task, pad in tqdm(jobs, desc="networks", disable=not progress):
+        net, record = dense_network(dense_config(cfg, task, pad, data[task]), data[task].train,
+                                    existence.cache_root(cfg) / "dense", device=cfg.device,
+                                    progress=progress)
+        run.networks[(task, pad)], run.records[(task, pad)] = net, record
+        for name, (images, _) in data[task].tests.items():
+            run.predictions[(task, pad, name)] = predict_dense(net, images, task, device=cfg.device)
+    return run
+
+
+# --- scores ---------------------------------------------------------------------------------------
+
+
+def border_band(size: int) -> Tensor:
+    """``bool [size, size]``: the pixels closer to the border than ``BORDER_FRACTION * size``."""
+    return distance_to_border(size) < round(BORDER_FRACTION * size)
+
+
+def saliency_scores(pred: Tensor, mask: Tensor) -> dict[str, float]:
+    """F-measure and MAE of maps ``[N, S, S]``, and the MAE inside and outside the border band."""
+    band = border_band(pred.shape[-1])
+    err = (pred - mask).abs()
+    return {"f_measure": task_metrics.max_f_measure(pred, mask),
+            "mae": task_metrics.saliency_mae(pred, mask),
+            "mae_border": float(err[:, band].mean()), "mae_interior": float(err[:, ~band].mean())}
+
+
+def segmentation_scores(pred: Tensor, target: Tensor, num_classes: int) -> dict[str, float]:
+    """mIoU and pixel accuracy of class maps ``[N, S, S]``, and the pixel error rate inside and
+    outside the border band (ignored pixels left out)."""
+    band = border_band(pred.shape[-1])
+    wrong, valid = (pred != target).float(), (target != IGNORE_INDEX).float()
+    conf = task_metrics.confusion_matrix(pred, target, num_classes, IGNORE_INDEX)
+    rate = lambda sel: float(  # noqa: E731
+        (wrong * valid)[:, sel].sum() / valid[:, sel].sum().clamp_min(1))
+    return {"miou": task_metrics.mean_iou(conf), "pixel_accuracy": task_metrics.pixel_accuracy(conf),
+            "error_border": rate(band), "error_interior": rate(~band)}
+
+
+def task_table(run: TaskRun) -> pd.DataFrame:
+    """Tidy scores: experiment "task", task, padding, test_set, metric, value."""
+    rows = []
+    for (task, pad, name), pred in run.predictions.items():
+        target = run.data[task].tests[name][1]
+        scores = (saliency_scores(pred, target) if task == "saliency"
+                  else segmentation_scores(pred, target, run.data[task].num_outputs))
+        rows += [dict(experiment="task", task=task, padding=pad, test_set=name, metric=m, value=v)
+                 for m, v in scores.items()]
+    return pd.DataFrame(rows)
+
+
+def training_summary(run: TaskRun, classification_record: dict) -> pd.DataFrame:
+    """Each network's training: epochs, seconds, first and last epoch's loss."""
+    rows = [dict(task=t, padding=p, epochs=len(r["losses"]), train_seconds=round(r["seconds"], 1),
+                 first_loss=round(r["losses"][0], 3), last_loss=round(r["losses"][-1], 3))
+            for (t, p), r in run.records.items()]
+    if classification_record:
+        r = classification_record
+        rows.append(dict(task="classification", padding="zero", epochs=len(r["losses"]),
+                         train_seconds=round(r["seconds"], 1), first_loss=round(r["losses"][0], 3),
+                         last_loss=round(r["losses"][-1], 3),
+                         val_accuracy=round(r["val_accuracy"], 3)))
+    return pd.DataFrame(rows).set_index(["task", "padding"])
+
+
+# --- Table 6: probing the frozen encoders -------------------------------------------------------
+
+
+def probe_config(cfg: Config) -> Config:
+    """Chapter 1's probe protocol at this chapter's size: DUT-S / PASCAL-S or the scenes."""
+    knobs = {**cfg.knobs, "dataset": "scenes" if cfg.dataset == "scenes" else "duts+pascal-s",
+             "n_train": cfg.probe_train, "n_test": cfg.probe_test, "least_squares": False}
+    return dataclasses.replace(cfg, knobs=knobs)
+
+
+def probe_encoders(cfg: Config, run: TaskRun, classifier: torch.nn.Module,
+                   progress: bool = True) -> pd.DataFrame:
+    """Chapter 1's readout on the three frozen padded encoders (Table 6).
+
+    Returns:
+        Tidy rows: experiment "probe", trained_for, pattern, test_set, metric, value.
+    """
+    modules = [classifier] + [frozen_encoder(run.networks[(t, "zero")]) for t in TRAINED_FOR[1:]]
+    sources = [existence.Source(cfg.arch, name, m) for name, m in zip(TRAINED_FOR, modules)]
+    pcfg = probe_config(cfg)
+    readouts = existence.run_readouts(pcfg, existence.load_data(pcfg, progress=False), sources, progress)
+    table = readouts.table[readouts.table.metric.isin(["spc", "spc_paper", "mae", "n_constant"])]
+    return table.rename(columns={"weights": "trained_for"}).assign(experiment="probe")[
+        ["experiment", "trained_for", "pattern", "test_set", "metric", "value"]]
+
+
+# --- the paper's numbers and ours -------------------------------------------------------------------
+
+_TABLE5A = """
+padding test_set f_measure mae
+none ecssd .36 .48
+none pascal-s .32 .48
+none dut-omron .25 .48
+zero ecssd .78 .17
+zero pascal-s .66 .21
+zero dut-omron .63 .18
+"""
+_TABLE5B = {"none": 12.3, "zero": 23.1}  # mIoU (%) on VOC 2012 val
+_TABLE6 = """
+pattern trained_for natural_spc natural_mae black_spc black_mae white_spc white_mae noise_spc noise_mae
+H  classification .742 .149 .751 .164 .873 .157 .591 .173
+H  saliency       .969 .055 .857 .099 .938 .087 .965 .060
+H  segmentation   .982 .038 .990 .030 .985 .032 .985 .033
+G  classification .814 .109 .842 .123 .898 .116 .762 .129
+G  saliency       .948 .067 .904 .086 .907 .085 .912 .077
+G  segmentation   .971 .055 .984 .050 .989 .046 .982 .051
+HS classification .405 .556 .532 .583 .576 .574 .375 .573
+HS saliency       .667 .476 .699 .506 .709 .482 .668 .489
+HS segmentation   .810 .430 .802 .426 .810 .426 .789 .428
+"""
+_LABELS = {"zero": "VGG", "none": "VGG w/o padding"}
+
+
+def _read(text: str) -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(text.strip()), sep=r"\s+")
+
+
+def iclr2020_table6() -> pd.DataFrame:
+    """ICLR 2020 Table 6, tidy: pattern, trained_for (classification = ImageNet VGG16, saliency =
+    VGG-SOD, segmentation = VGG-SS), test_set (natural = PASCAL-S), metric (spc|mae), value."""
+    tidy = _read(_TABLE6).melt(id_vars=["pattern", "trained_for"], var_name="column")
+    tidy[["test_set", "metric"]] = tidy.pop("column").str.split("_", expand=True)
+    return tidy
+
+
+def table5(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 5 beside ours: rows VGG / VGG w/o padding; columns (who, test set, metric): the
+    paper's F-measure and MAE on ECSSD, PASCAL-S, DUT-OMRON and mIoU (%) on VOC, then ours."""
+    paper = _read(_TABLE5A).melt(id_vars=["padding", "test_set"], var_name="metric")
+    paper = pd.concat([paper, pd.DataFrame([dict(padding=p, test_set="voc2012-val", metric="miou_%",
+                                                 value=v) for p, v in _TABLE5B.items()])])
+    ours = table[(table.experiment == "task") & table.metric.isin(["f_measure", "mae", "miou"])].copy()
+    ours.loc[ours.metric == "miou", "value"] *= 100
+    ours["metric"] = ours.metric.replace({"miou": "miou_%"})
+    both = pd.concat([paper.assign(who="paper"), ours.assign(who="ours")])
+    both["model"] = both.padding.map(_LABELS)
+    wide = both.pivot_table(index="model", columns=["who", "test_set", "metric"], values="value",
+                            sort=False)
+    return wide.loc[list(_LABELS.values())].round(3)
+
+
+def table6(table: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Table 6 beside ours: rows (pattern, trained for), columns (test set, metric, paper|ours)."""
+    ours = table[(table.experiment == "probe") & table.metric.isin(["spc_paper", "mae"])].copy()
+    ours["metric"] = ours.metric.replace({"spc_paper": "spc"})
+    keys = ["pattern", "trained_for", "test_set", "metric"]
+    both = iclr2020_table6().merge(ours[keys + ["value"]], on=keys, how="right",
+                                   suffixes=("_paper", "_ours"))
+    wide = both.pivot_table(index=["pattern", "trained_for"], columns=["test_set", "metric"],
+                            values=["value_paper", "value_ours"], dropna=False)
+    wide = wide.rename(columns={"value_paper": "paper", "value_ours": "ours"}, level=0)
+    wide = wide.reorder_levels([1, 2, 0], axis=1)
+    cols = [(t, m, w) for t in existence.TEST_SETS for m in ("spc", "mae") for w in ("paper", "ours")]
+    rows = [(p, t) for p in cfg.patterns for t in TRAINED_FOR]
+    return wide.reindex(index=rows, columns=cols).round(3)
+
+
+def border_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Error in the border band against the interior, per task and padding."""
+    sel = table[(table.experiment == "task") & table.metric.str.contains("border|interior")]
+    return sel.pivot_table(index=["task", "padding", "test_set"], columns="metric", values="value",
+                           sort=False).round(3)
+
+
+def where_padding_matters(table: pd.DataFrame):
+    """In words, from this run's numbers: how much removing the padding changes the error in the
+    border band and in the interior, for each task and test set (Markdown)."""
+    from IPython.display import Markdown
+    lines = []
+    for (task, test_set), group in table[table.experiment == "task"].groupby(["task", "test_set"]):
+        name = "saliency MAE" if task == "saliency" else "pixel error rate"
+        metric = "mae" if task == "saliency" else "error"
+        v = group.pivot_table(index="metric", columns="padding", values="value")
+        change = {r: v.loc[f"{metric}_{r}", "none"] - v.loc[f"{metric}_{r}", "zero"]
+                  for r in ("border", "interior")}
+        lines.append(f"- {task} ({test_set}): without padding the {name} changes by "
+                     f"{change['border']:+.3f} in the border band ({v.loc[f'{metric}_border', 'zero']:.3f}"
+                     f" -> {v.loc[f'{metric}_border', 'none']:.3f}) and by {change['interior']:+.3f} "
+                     f"in the interior ({v.loc[f'{metric}_interior', 'zero']:.3f} -> "
+                     f"{v.loc[f'{metric}_interior', 'none']:.3f}).")
+    return Markdown("\n".join(lines))
+
+
+# --- claims -------------------------------------------------------------------------------------------
+
+
+def _task_metric(table: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
+    """``[test_set x padding]`` values of one task's metric."""
+    sel = table[(table.experiment == "task") & (table.task == task) & (table.metric == metric)]
+    return sel.pivot_table(index="test_set", columns="padding", values="value")
+
+
+def _probe_spc(table: pd.DataFrame) -> pd.DataFrame:
+    """Natural-image readout SPC (paper's convention): ``[pattern x trained_for]``."""
+    sel = table[(table.experiment == "probe") & (table.test_set == "natural")
+                & (table.metric == "spc_paper")]
+    return sel.pivot_table(index="pattern", columns="trained_for", values="value")
+
+
+def check_claims(table: pd.DataFrame, cfg: Config) -> list:
+    """The findings T1-T3, each computed from this run's ``table``."""
+    from posinfo.results import Claim
+    fm, mae = _task_metric(table, "saliency", "f_measure"), _task_metric(table, "saliency", "mae")
+    miou = _task_metric(table, "segmentation", "miou")
+    spc = _probe_spc(table).loc[["H", "G"]]
+    pair = lambda df: "; ".join(  # noqa: E731
+        f"{t}: {df.loc[t, 'zero']:.3f} vs {df.loc[t, 'none']:.3f}" for t in df.index)
+    dense_better = {t: (spc[t] > spc["classification"]).all() for t in ("saliency", "segmentation")}
+    return [
+        Claim("T1", "With zero padding, saliency is better: higher F-measure and lower MAE than "
+              "the same network without padding, on every test set.",
+              "F .78/.66/.63 vs .36/.32/.25, MAE .17/.21/.18 vs .48 "
+              "(ECSSD/PASCAL-S/DUT-OMRON, Table 5a)",
+              f"F-measure {pair(fm)}; MAE {pair(mae)} (with vs without padding)",
+              bool((fm["zero"] > fm["none"]).all() and (mae["zero"] < mae["none"]).all())),
+        Claim("T2", "With zero padding, segmentation is better: higher mIoU than without padding.",
+              "mIoU 23.1% vs 12.3% (VOC 2012 val, Table 5b)",
+              f"mIoU {pair(miou * 100)} (%, with vs without padding)",
+              bool((miou["zero"] > miou["none"]).all())),
+        Claim("T3", "The encoders trained for saliency and for segmentation hold more position than "
+              "the one trained for classification: higher readout SPC for H and G on natural images.",
+              "H .969 (SOD), .982 (SS) vs .742; G .948, .971 vs .814 (Table 6)",
+              "; ".join(f"{p}: " + ", ".join(f"{t} {spc.loc[p, t]:.3f}" for t in TRAINED_FOR)
+                        for p in spc.index),
+              bool(all(dense_better.values()))),
+    ]
+
+
+# --- figures and summary ----------------------------------------------------------------------------
+
+
+def border_examples(mask: Tensor, k: int = 2) -> list[int]:
+    """Indices of ``k`` test images whose objects cover the most of the border band, then the
+    image whose objects cover the least of it (an object in the middle)."""
+    cover = (mask > 0)[:, border_band(mask.shape[-1])].float().mean(1)
+    order = cover.argsort(descending=True).tolist()
+    return order[:k] + order[-1:]
+
+
+def _example_panels(run: TaskRun, task: str, test_set: str, k: int) -> list[list]:
+    """For ``k`` border images and one central image of a test set: the image, the truth and
+    the predictions with and without padding (``[S, S, 3]`` arrays and ``[S, S]`` maps)."""
+    images, truth = run.data[task].tests[test_set]
+    objects = (truth > 0) & (truth != IGNORE_INDEX)
+    return [[images[i].permute(1, 2, 0).numpy(), truth[i].where(truth[i] != IGNORE_INDEX, 0)]
+            + [run.predictions[(task, pad, test_set)][i] for pad in PADDINGS]
+            for i in border_examples(objects.float(), k)]
+
+
+def plot_examples(run: TaskRun, k: int = 2):
+    """Both tasks' networks with and without padding on the first test set of each task: per
+    row, an image whose objects cover much of the border band (the last row: the least)."""
+    import matplotlib.pyplot as plt
+    rows = [sum(parts, []) for parts in zip(*(_example_panels(run, t, next(iter(run.data[t].tests)), k)
+                                              for t in ("saliency", "segmentation")))]
+    cols = [f"{t}: {c}" if c == "image" else c for t in ("saliency", "segmentation")
+            for c in ("image", "truth", "with padding", "without padding")]
+    classes = run.data["segmentation"].num_outputs - 1
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(1.4 * len(cols), 1.5 * len(rows)),
+                             squeeze=False)
+    for r, panels in enumerate(rows):
+        for c, panel in enumerate(panels):
+            style = ({} if c % 4 == 0 else dict(cmap="gray", vmin=0, vmax=1) if c < 4
+                     else dict(cmap="tab20", vmin=0, vmax=classes))
+            axes[r, c].imshow(np.asarray(panel), interpolation="nearest", **style)
+    for c, title in enumerate(cols):
+        axes[0, c].set_title(title, fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.patch.set_facecolor("white")
+    fig.tight_layout()
+    return fig
+
+
+def regression_summary(table: pd.DataFrame, claims: list, cfg: Config) -> dict:
+    """Facts a regression would change, for nbval: rows written, test sizes, claim ids."""
+    from posinfo.results import read_back
+    results = read_back(cfg.results_dir, claims, {"experiment", "metric"})
+    tasks = table[table.experiment == "task"]
+    probes = table[table.experiment == "probe"]
+    return {"rows": len(results), "task_scores": len(tasks), "probe_scores": len(probes),
+            "trained_for": sorted(probes.trained_for.unique()), "claims": [c.id for c in claims]}

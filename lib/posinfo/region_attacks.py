@@ -1,0 +1,489 @@
+"""Chapter 7: finding and attacking the position channels of a segmenter (ICCV 2021 Sec. 4.2,
+Figs. 4-6).
+
+A DeepLabv3 segmenter (:mod:`posinfo.segmenter`) is ranked channel by channel on one subset of the
+data (:mod:`posinfo.position_channels`) and attacked on another: the top-N channels of its last
+stage are zeroed at inference and the mIoU, overall and on the left, centre and right regions
+(:mod:`posinfo.region_miou`), is compared with zeroing N random channels (several draws).
+The region attack zeroes the top-N left-specific, right-specific or overall channels and scores
+the left half only.
+
+Data: in the ``default`` profile generated scenes (:mod:`posinfo.scenes`) with one to three
+shapes anywhere (training, ranking, evaluation) and scenes whose shapes all sit on the left or all
+on the right (the region rankings); in the ``paper`` profile Cityscapes val, split in two by
+index parity (even: ranking, odd: evaluation), its val-left / val-right being the ranking images
+whose pedestrians all lie in one half.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from posinfo import position_channels as pc
+from posinfo.params import ChapterSpec, Config
+from posinfo.region_miou import IGNORE, REGIONS, confusion, miou
+from posinfo.scenes import CLASS_NAMES, SyntheticScenes
+from posinfo.segmenter import (Segmenter, SegmenterTraining, cached_segmenter, load_weights_file,
+                               resnet50_deeplabv3)
+
+CITYSCAPES_CLASSES: tuple[str, ...] = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle",
+    "bicycle")  # the 19 classes scored on Cityscapes, in train-id order
+_SHARED = dict(dataset="scenes", shape_classes=["disk", "triangle", "cross"],
+               n_objects=[1, 3], object_scale=[0.25, 0.45], background="flat", width=8, head_channels=32,
+               batch_size=32, lr=5e-3, random_draws=5, weights_file=None,
+               region_objects=["person"], cityscapes_split="val", n_examples=2, cache_dir=None)
+SPEC = ChapterSpec(
+    chapter="07_region_attacks",
+    profiles={
+        "smoke": _SHARED | dict(image_size=32, n_train=64, epochs=2, n_rank=8, n_eval=8,
+                                fractions=[0.05, 0.25]),
+        "default": _SHARED | dict(image_size=64, n_train=800, epochs=6, n_rank=100, n_eval=200,
+                                  fractions=[0.05, 0.1, 0.25, 0.5]),
+        "paper": _SHARED | dict(dataset="cityscapes", image_size=1024, n_train=0, epochs=0,
+                                n_rank=250, n_eval=250, fractions=[0.005, 0.05, 0.1, 0.25],
+                                batch_size=4,
+                                weights_file="data/deeplabv3_resnet50_cityscapes.pth"),
+    },
+    choices={"dataset": ("scenes", "cityscapes"), "shape_classes": CLASS_NAMES,
+             "background": ("texture", "flat", "black"),
+             "region_objects": CITYSCAPES_CLASSES,
+             "cityscapes_split": ("train", "val")},
+)
+PAPER_FIG4 = {"baseline": 74.0, "points": [  # (N of 2048 channels, ranking, mIoU) in Sec. 4.2.2
+    (100, "overall", 71.9), (100, "random", 73.4), (500, "overall", 64.7), (500, "random", 70.5)]}
+PAPER_FIG6 = [(10, "left", 0.6), (10, "right", 0.08)]  # drops of left-half mIoU, Sec. 4.2.3
+PAPER_CHANNELS = 2048
+
+
+@dataclass
+class SegData:
+    """The images of one run, ``[N, 3, H, W]`` in [0, 1], with class masks ``int64 [N, H, W]``
+    (``IGNORE`` = not scored). ``train_*`` are empty when the weights come from a file."""
+
+    class_names: list[str]
+    train_images: Tensor
+    train_masks: Tensor
+    rank_images: Tensor
+    left_images: Tensor
+    right_images: Tensor
+    eval_images: Tensor
+    eval_masks: Tensor
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+def _scenes(cfg: Config, n: int, seed: int, region: str) -> tuple[Tensor, Tensor]:
+    """``n`` generated scenes with masks relabelled to ``0`` (background) ``.. len(shape_classes)``."""
+    ids = [CLASS_NAMES.index(c) for c in cfg.shape_classes]
+    images, _, masks, _ = SyntheticScenes(
+        n, cfg.image_size, seed, n_objects=tuple(cfg.n_objects), object_scale=tuple(cfg.object_scale),
+        region=region, background=cfg.background, classes=ids).tensors()
+    lookup = torch.zeros(len(CLASS_NAMES) + 1, dtype=torch.long)
+    lookup[torch.tensor(ids) + 1] = torch.arange(1, len(ids) + 1)
+    return images, lookup[masks]
+
+
+def scene_data(cfg: Config) -> SegData:
+    """Training, ranking (any / left-only / right-only) and evaluation scenes, disjoint seeds."""
+    base = 70_000 + 10 * cfg.seed
+    train = _scenes(cfg, cfg.n_train, base, "any")
+    rank = _scenes(cfg, cfg.n_rank, base + 1, "any")[0]
+    left, right = (_scenes(cfg, cfg.n_rank, base + k, side)[0] for k, side in ((2, "left"), (3, "right")))
+    evaluation = _scenes(cfg, cfg.n_eval, base + 4, "any")
+    return SegData(["background", *cfg.shape_classes], *train, rank, left, right, *evaluation)
+
+
+def _cityscapes_items(cfg: Config) -> tuple[list[str], list[tuple[Tensor, Tensor]]]:
+    """Cityscapes ``cityscapes_split`` through torchvision, resized to ``image_size x 2 image_size``,
+    targets mapped to the 19 train ids (255 = ignore)."""
+    from torchvision.datasets import Cityscapes
+    from torchvision.transforms import v2
+
+    from posinfo.datasets import torchvision_dataset
+    lut = torch.full((256,), IGNORE, dtype=torch.long)
+    for c in Cityscapes.classes:
+        if 0 <= c.id < 256 and 0 <= c.train_id < 255:
+            lut[c.id] = c.train_id
+    names = list(CITYSCAPES_CLASSES)
+    size = (cfg.image_size, 2 * cfg.image_size)
+    image_tf = v2.Compose([v2.PILToTensor(), v2.Resize(size, antialias=True),
+                           v2.ToDtype(torch.float32, scale=True)])
+    mask_tf = v2.Compose([v2.PILToTensor(), v2.Resize(size, v2.InterpolationMode.NEAREST)])
+    ds = torchvision_dataset("cityscapes", cfg.data_root, cfg.cityscapes_split, target_type="semantic")
+    items = [(image_tf(im), lut[mask_tf(t)[0].long()]) for im, t in
+             tqdm((ds[i] for i in range(len(ds))), total=len(ds), desc="Cityscapes", leave=False)]
+    return names, items
+
+
+def one_sided(masks: Tensor, object_ids: list[int]) -> tuple[Tensor, Tensor]:
+    """Which images ``[N]`` have pixels of ``object_ids`` only in the left half, or only in the
+    right half, of masks ``[N, H, W]`` (images without such pixels are in neither)."""
+    hit = torch.isin(masks, torch.tensor(object_ids))
+    half = masks.shape[-1] // 2
+    on_left, on_right = hit[..., :half].flatten(1).any(1), hit[..., half:].flatten(1).any(1)
+    return on_left & ~on_right, on_right & ~on_left
+
+
+def cityscapes_data(cfg: Config) -> SegData:
+    """Cityscapes for the paper profile: even indices rank, odd indices evaluate; val-left and
+    val-right are the ranking images whose ``region_objects`` lie all in one half."""
+    names, items = _cityscapes_items(cfg)
+    images = torch.stack([x for x, _ in items])
+    masks = torch.stack([m for _, m in items])
+    rank, evaluation = slice(0, 2 * cfg.n_rank, 2), slice(1, 2 * cfg.n_eval, 2)
+    left, right = one_sided(masks[rank], [names.index(o) for o in cfg.region_objects])
+    if not left.any() or not right.any():
+        raise ValueError(f"no ranking image has its {cfg.region_objects} only on the "
+                         f"{'left' if not left.any() else 'right'}; raise n_rank")
+    empty = torch.empty(0)
+    return SegData(names, empty, empty.long(), images[rank], images[rank][left],
+                   images[rank][right], images[evaluation], masks[evaluation])
+
+
+def load_data(cfg: Config) -> SegData:
+    """The run's :class:`SegData` (generated scenes or Cityscapes)."""
+    return scene_data(cfg) if cfg.dataset == "scenes" else cityscapes_data(cfg)
+
+
+# --- the network ------------------------------------------------------------------------------------
+
+
+def cache_root(cfg: Config) -> Path:
+    """The cache folder of a run: the ``cache_dir`` knob or the project's default."""
+    from posinfo.params import default_cache_dir
+    return default_cache_dir() if cfg.cache_dir is None else Path(cfg.cache_dir)
+
+
+def training_config(cfg: Config, data: SegData) -> SegmenterTraining:
+    """How the default profile's segmenter is trained; the data recipe enters the cache key."""
+    recipe = (cfg.image_size, cfg.n_train, tuple(cfg.shape_classes), tuple(cfg.n_objects),
+              tuple(cfg.object_scale), cfg.background, cfg.seed)
+    return SegmenterTraining(len(data.class_names), cfg.width, cfg.head_channels, cfg.epochs,
+                             cfg.batch_size, cfg.lr, cfg.seed, data_key=repr(recipe))
+
+
+def load_segmenter(cfg: Config, data: SegData, progress: bool = True) -> tuple[Segmenter, dict]:
+    """The trained narrow segmenter (cached), or DeepLabv3-ResNet-50 from ``weights_file``."""
+    if cfg.dataset == "cityscapes":
+        model = load_weights_file(resnet50_deeplabv3(len(data.class_names)), weights_path(cfg))
+        return model.eval().to(cfg.device), {}
+    model, record = cached_segmenter(training_config(cfg, data), data.train_images,
+                                     data.train_masks, cache_root(cfg), progress)
+    return model.to(cfg.device), record
+
+
+def validate(cfg: Config) -> None:
+    """Fail before any work: missing dataset or weights file, or knobs the claims cannot use."""
+    if len(cfg.fractions) < 2 or not all(0 < f < 1 for f in cfg.fractions):
+        raise ValueError(f"fractions must be at least two shares of the channels in (0, 1); "
+                         f"got {cfg.fractions}")
+    if cfg.random_draws < 5:
+        raise ValueError(f"random_draws must be at least 5; got {cfg.random_draws}")
+    if cfg.dataset == "cityscapes":
+        from posinfo.datasets import dataset_root
+        dataset_root("cityscapes", cfg.data_root)
+        if not weights_path(cfg).is_file():
+            load_weights_file(resnet50_deeplabv3(19), weights_path(cfg))  # the explanatory error
+
+
+def weights_path(cfg: Config) -> Path:
+    """``weights_file``, a relative path being taken from the book's top folder."""
+    from posinfo.params import project_root
+    if cfg.weights_file is None:
+        raise ValueError("the cityscapes dataset needs weights_file (a DeepLabv3-ResNet-50 "
+                         "checkpoint trained on Cityscapes)")
+    path = Path(cfg.weights_file).expanduser()
+    return path if path.is_absolute() else project_root() / path
+
+
+# --- ranking and attacking ----------------------------------------------------------------------------
+
+ATTACK_RANKINGS: tuple[str, ...] = (*pc.RANKINGS, "magnitude")
+
+
+def rank_channels(model: Segmenter, data: SegData, cfg: Config) -> dict[str, Tensor]:
+    """Every ranking of the last stage's channels on the ranking images, cached on disk.
+
+    Returns:
+        ``overall``, ``kernel_flip_1``, ``kernel_flip_2``, ``magnitude`` (on ``rank_images``),
+        ``left`` and ``right`` (on ``left_images`` / ``right_images``) to channel indices ``[C]``.
+    """
+    from posinfo.atomic import cached
+    from posinfo.features import fingerprint
+    key = fingerprint(model, data.rank_images, data.left_images, data.right_images)
+
+    def compute() -> dict[str, Tensor]:
+        mirrored = pc.mirror_kernels(model).to(cfg.device)
+        feats = lambda x: model.features(x.to(cfg.device))  # noqa: E731
+        mirror = lambda x: mirrored.features(x.to(cfg.device))  # noqa: E731
+        bs = cfg.batch_size
+        out = pc.rankings(feats, mirror, data.rank_images, bs)
+        out["magnitude"] = pc.rank_magnitude(pc.pooled(feats, data.rank_images, bs))
+        out |= pc.region_rankings(feats, data.left_images, data.right_images, bs)
+        return {name: order.cpu() for name, order in out.items()}
+
+    return cached(cache_root(cfg) / f"rankings-{key}.pt", compute)
+
+
+@torch.no_grad()
+def score(model: Segmenter, data: SegData, cfg: Config,
+          channels: Tensor | None = None) -> dict[str, float]:
+    """mIoU (in %) over each region of ``REGIONS`` on the evaluation images, with ``channels`` of
+    the last stage zeroed (none if ``None``); confusion matrices accumulate over batches of
+    ``cfg.batch_size`` images."""
+    k, batch_size = len(data.class_names), cfg.batch_size
+    mats = {r: torch.zeros(k, k, dtype=torch.long) for r in REGIONS}
+    zero = pc.zeroed_channels(model.last_stage, channels if channels is not None else [])
+    model.eval()
+    with zero:
+        for x, m in zip(data.eval_images.split(batch_size), data.eval_masks.split(batch_size)):
+            pred = model(x.to(cfg.device)).argmax(1).cpu()
+            for r in REGIONS:
+                mats[r] += confusion(pred, m, k, r)
+    return {r: 100 * miou(mats[r]) for r in REGIONS}
+
+
+def channel_counts(cfg: Config, channels: int) -> list[int]:
+    """N for each of ``cfg.fractions`` of ``channels`` (at least 1)."""
+    return [max(1, round(f * channels)) for f in cfg.fractions]
+
+
+def _rows(experiment: str, ranking: str, n: int, channels: int, draw: int,
+          scores: dict[str, float]) -> list[dict]:
+    base = dict(experiment=experiment, ranking=ranking, n_channels=n,
+                fraction=n / channels, draw=draw, metric="miou")
+    return [base | dict(region=r, value=v) for r, v in scores.items()]
+
+
+def run_attacks(model: Segmenter, data: SegData, ranks: dict[str, Tensor], cfg: Config,
+                progress: bool = True) -> pd.DataFrame:
+    """Zero the top-N channels of each ranking, and N random channels (``random_draws`` draws),
+    for every N of :func:`channel_counts`; score every region.
+
+    Returns:
+        Tidy rows: experiment (baseline | attack | region attack), ranking, n_channels, fraction,
+        draw, region, metric (miou, in %), value.
+    """
+    c = model.channels
+    rows = _rows("baseline", "none", 0, c, 0, score(model, data, cfg))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for n in tqdm(channel_counts(cfg, c), desc="attacks", disable=not progress):
+        for name in ATTACK_RANKINGS:
+            rows += _rows("attack", name, n, c, 0, score(model, data, cfg, ranks[name][:n]))
+        for d in range(cfg.random_draws):
+            rows += _rows("attack", "random", n, c, d,
+                          score(model, data, cfg, pc.random_channels(c, n, gen)))
+        for side in ("left", "right"):
+            rows += _rows("region attack", side, n, c, 0, score(model, data, cfg, ranks[side][:n]))
+    return pd.DataFrame(rows)
+
+
+# --- the findings -------------------------------------------------------------------------------------
+
+
+def miou_at(table: pd.DataFrame, ranking: str, n: int, region: str = "all") -> pd.Series:
+    """The mIoU(s) of ``ranking`` with ``n`` channels zeroed on ``region`` (one per draw)."""
+    sel = table[(table.ranking == ranking) & (table.n_channels == n) & (table.region == region)]
+    return sel.value
+
+
+def nearest_count(table: pd.DataFrame, fraction: float) -> int:
+    """The N of the run whose share of the channels is closest to ``fraction``."""
+    counts = table[table.experiment == "attack"][["n_channels", "fraction"]].drop_duplicates()
+    return int(counts.loc[(counts.fraction - fraction).abs().idxmin(), "n_channels"])
+
+
+def _beats_random(table: pd.DataFrame, ranking: str, counts: list[int],
+                  regions: tuple[str, ...]) -> tuple[bool, str]:
+    """Whether ``ranking``'s top-N gives a lower mIoU than the mean of the random draws, for every
+    N and region; and the numbers as text."""
+    ok, text = True, []
+    for region in regions:
+        for n in counts:
+            top, rnd = miou_at(table, ranking, n, region).item(), miou_at(table, "random", n, region)
+            ok &= top < rnd.mean()
+            text.append(f"{region} N={n}: {top:.1f} vs random {rnd.mean():.1f} "
+                        f"(sd {rnd.std():.1f}, min {rnd.min():.1f})")
+    return bool(ok), "; ".join(text)
+
+
+def check_claims(table: pd.DataFrame, cfg: Config) -> list:
+    """The findings R1-R4 of ICCV 2021 Sec. 4.2, each computed from this run's ``table``."""
+    from posinfo.results import Claim
+    counts = [nearest_count(table, 0.05), nearest_count(table, 0.25)]
+    base = miou_at(table, "none", 0).item()
+    r1, t1 = _beats_random(table, "overall", counts, ("all",))
+    r2, t2 = _beats_random(table, "overall", counts, ("left", "centre", "right"))
+    kf = [_beats_random(table, k, counts, ("all",)) for k in ("kernel_flip_1", "kernel_flip_2")]
+    n5 = counts[0]
+    left, right = (table[(table.experiment == "region attack") & (table.ranking == s)
+                         & (table.n_channels == n5) & (table.region == "left")].value.item()
+                   for s in ("left", "right"))
+    return [
+        Claim("R1", "Zeroing the top-N overall position channels lowers mIoU more than zeroing N "
+              "random channels, for N at about 5% and 25% of the channels.",
+              "74.0 -> 71.9 vs 73.4 (N=100 of 2048); 64.7 vs 70.5 (N=500) (Fig. 4a)",
+              f"baseline {base:.1f}; {t1}", r1),
+        Claim("R2", "The same holds on each of the left, centre and right regions.",
+              "position channels below random in every region (Fig. 4b-d)", t2, r2),
+        Claim("R3", "The kernel-flip rankings also beat random channels (the ranking is not an "
+              "artifact of asymmetric kernels).", "Kernel-Flip* and ** below random (Fig. 4)",
+              f"Kernel-Flip*: {kf[0][1]}; Kernel-Flip**: {kf[1][1]}", kf[0][0] and kf[1][0]),
+        Claim("R4", "The region attack works: zeroing the top-N left-specific channels lowers "
+              "left-half mIoU more than zeroing the top-N right-specific channels (N at about 5%).",
+              "left below right at every N; drops 0.6 vs 0.08 at N=10 (Fig. 6)",
+              f"left half, N={n5}: left channels {left:.1f}, right channels {right:.1f} "
+              f"(baseline {miou_at(table, 'none', 0, 'left').item():.1f})", bool(left < right)),
+    ]
+
+
+# --- tables and figures ---------------------------------------------------------------------------------
+
+
+def attack_table(table: pd.DataFrame) -> pd.DataFrame:
+    """mIoU of every ranking (random: mean and sd over draws) per N and region, with the paper's
+    Sec. 4.2.2 numbers at N = 100 and 500 of 2048 beside the nearest shares."""
+    sel = table[table.experiment == "attack"]
+    wide = sel.groupby(["n_channels", "ranking", "region"]).value.agg(["mean", "std"])
+    wide = wide.unstack("region")[[(s, r) for s in ("mean", "std") for r in REGIONS]]
+    wide = wide.dropna(axis=1, how="all").round(1)
+    paper = {(n, r): v for n, r, v in PAPER_FIG4["points"]}
+    shares = {n: n / PAPER_CHANNELS for n in (100, 500)}
+    counts = sel[["n_channels", "fraction"]].drop_duplicates().set_index("n_channels").fraction
+    near = {min(counts.index, key=lambda k: abs(counts[k] - s)): n for n, s in shares.items()}
+    wide[("paper", "all")] = [paper.get((near.get(n), r), np.nan) for n, r in wide.index]
+    return wide
+
+
+def _drops(table: pd.DataFrame, experiment: str, ranking: str, region: str) -> pd.DataFrame:
+    """Per N: fraction (%), mean, min and max drop of mIoU from the baseline on ``region``."""
+    base = miou_at(table, "none", 0, region).item()
+    sel = table[(table.experiment == experiment) & (table.ranking == ranking)
+                & (table.region == region)]
+    g = sel.groupby("n_channels").agg(fraction=("fraction", "first"), mean=("value", "mean"),
+                                      lo=("value", "min"), hi=("value", "max"))
+    return pd.DataFrame({"percent": 100 * g.fraction, "drop": base - g["mean"],
+                         "lo": base - g.hi, "hi": base - g.lo})
+
+
+_STYLE = {"overall": ("C3", "o-", "top-N position (Eq. 2)"),
+          "kernel_flip_1": ("C1", "s--", "Kernel-Flip*"), "kernel_flip_2": ("C4", "^--", "Kernel-Flip**"),
+          "magnitude": ("C7", "x:", "strongest channels (|z|)"), "random": ("C0", "d-", "N random"),
+          "left": ("C2", "o-", "top-N left-specific"), "right": ("C5", "s-", "top-N right-specific")}
+
+
+def _curve(ax, d: pd.DataFrame, ranking: str) -> None:
+    colour, style, label = _STYLE[ranking]
+    ax.plot(d.percent, d["drop"], style, color=colour, label=label, ms=4)
+    if ranking == "random":
+        ax.fill_between(d.percent, d.lo, d.hi, color=colour, alpha=0.2, lw=0)
+
+
+def plot_attacks(table: pd.DataFrame):
+    """Like Fig. 4 (top row): mIoU drop against the share of channels zeroed, per region; the
+    paper's reported points (overall mIoU, N = 100 and 500 of 2048) as stars."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.2), sharey=True)
+    for ax, region in zip(axes, REGIONS):
+        for ranking in ("overall", "kernel_flip_1", "kernel_flip_2", "magnitude", "random"):
+            _curve(ax, _drops(table, "attack", ranking, region), ranking)
+        ax.set_title(f"{region} (baseline {miou_at(table, 'none', 0, region).item():.1f})", fontsize=9)
+        ax.set_xlabel("channels zeroed (%)")
+    for n, ranking, value in PAPER_FIG4["points"]:
+        axes[0].plot(100 * n / PAPER_CHANNELS, PAPER_FIG4["baseline"] - value, "*", ms=11,
+                     color=_STYLE[ranking][0], mec="k", label=f"paper, {ranking}" if n == 100 else None)
+    axes[0].set_ylabel("mIoU drop from baseline (points)")
+    axes[0].legend(fontsize=7)
+    fig.patch.set_facecolor("white")
+    fig.tight_layout()
+    return fig
+
+
+def plot_region_attack(table: pd.DataFrame):
+    """Like Fig. 6: left-half mIoU drop for left-specific, right-specific, overall and random
+    channels; the paper's drops at N = 10 of 2048 as stars."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for experiment, ranking in (("region attack", "left"), ("region attack", "right"),
+                                ("attack", "overall"), ("attack", "random")):
+        _curve(ax, _drops(table, experiment, ranking, "left"), ranking)
+    for n, ranking, drop in PAPER_FIG6:
+        ax.plot(100 * n / PAPER_CHANNELS, drop, "*", ms=11, color=_STYLE[ranking][0], mec="k",
+                label=f"paper, {ranking}")
+    ax.set_xlabel("channels zeroed (%)")
+    ax.set_ylabel("left-half mIoU drop (points)")
+    ax.legend(fontsize=7)
+    fig.patch.set_facecolor("white")
+    fig.tight_layout()
+    return fig
+
+
+def example_predictions(model: Segmenter, data: SegData, ranks: dict[str, Tensor], cfg: Config
+                        ) -> dict[str, Tensor]:
+    """Predictions ``[n_examples, H, W]`` on the first evaluation images: intact, top-N overall
+    channels zeroed and N random channels zeroed, N the count nearest 25% of the channels."""
+    from posinfo.segmenter import predict
+    c = model.channels
+    n = min(channel_counts(cfg, c), key=lambda k: abs(k / c - 0.25))
+    x = data.eval_images[: cfg.n_examples]
+    rnd = pc.random_channels(c, n, torch.Generator().manual_seed(cfg.seed))
+    out = {"prediction": predict(model, x, device=cfg.device)}
+    for name, channels in ((f"top-{n} position zeroed", ranks["overall"][:n]),
+                           (f"{n} random zeroed", rnd)):
+        with pc.zeroed_channels(model.last_stage, channels):
+            out[name] = predict(model, x, device=cfg.device)
+    return out
+
+
+def plot_examples(data: SegData, preds: dict[str, Tensor]):
+    """Like Fig. 5: input, ground truth and the predictions of :func:`example_predictions`."""
+    import matplotlib.pyplot as plt
+    k = len(data.class_names)
+    cols = {"ground truth": data.eval_masks[: len(next(iter(preds.values())))]} | preds
+    n = len(cols["ground truth"])
+    fig, axes = plt.subplots(n, len(cols) + 1, figsize=(2.2 * (len(cols) + 1), 2.2 * n), squeeze=False)
+    for i in range(n):
+        axes[i, 0].imshow(data.eval_images[i].permute(1, 2, 0).numpy())
+        for j, (name, maps) in enumerate(cols.items(), 1):
+            shown = np.ma.masked_equal(maps[i].numpy(), IGNORE)
+            axes[i, j].imshow(shown, cmap="tab20", vmin=0, vmax=max(k - 1, 1), interpolation="nearest")
+            axes[0, j].set_title(name, fontsize=8)
+    axes[0, 0].set_title("input", fontsize=8)
+    width = data.eval_images.shape[-1]
+    for ax in axes.flat:
+        ax.axvline(width / 2 - 0.5, color="w", ls=":", lw=0.8)  # the left / right boundary
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.patch.set_facecolor("white")
+    fig.tight_layout()
+    return fig
+
+
+def training_summary(record: dict, table: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """How the segmenter was trained and how well it segments intact (mIoU in % per region)."""
+    row = {f"baseline mIoU {r}": round(miou_at(table, "none", 0, r).item(), 1) for r in REGIONS}
+    if record:
+        row = {"train_images": cfg.n_train, "epochs": record["config"]["epochs"],
+               "final_loss": round(record["losses"][-1], 3),
+               "train_seconds": round(record["seconds"], 1)} | row
+    return pd.DataFrame([row])
+
+
+def regression_summary(table: pd.DataFrame, claims: list, cfg: Config) -> dict:
+    """Facts a regression would change, for nbval: files written, channel counts, claims."""
+    from posinfo.results import read_back
+    results = read_back(cfg.results_dir, claims, {"experiment", "ranking", "region", "metric"})
+    counts = sorted(int(n) for n in table.n_channels.unique() if n > 0)
+    return {"rows": len(results), "channel_counts": counts,
+            "random_draws": int(table[table.ranking == "random"].draw.nunique()),
+            "claims": {c.id: c.holds for c in claims}}
