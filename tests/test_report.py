@@ -42,10 +42,11 @@ def test_scorecard_counts_links_and_escapes(results: Path) -> None:
     titles = {"01_a": "1. A", "02_b": "2. B", "03_c": "3. C"}
     page = report.scorecard_markdown(report.read_claims(results), titles, {"01_a": "tested"})
     assert "2 of 3 claims hold in 2 chapters" in page
+    assert "| 1. A | 1 of 2 |" in page and "| 3. C | not run |" in page  # the summary table
     assert "## [1. A](01_a.ipynb#tested)" in page and "## [2. B](02_b.ipynb)" in page
     assert "a \\| b" in page  # a pipe in a claim does not break the table
     assert "**does not hold**" in page
-    assert "not run for this build" in page.split("3. C")[1]
+    assert "not run for this build" in page.split("## [3. C]")[1]
 
 
 def test_scorecard_has_a_column_pair_per_profile(results: Path, tmp_path: Path) -> None:

@@ -93,11 +93,24 @@ def scorecard_markdown(claims: pd.DataFrame, titles: Mapping[str, str],
         runs = claims[claims.profile == profile]
         lines.append(f"- **{profile} profile**: {int(runs.holds.sum())} of {len(runs)} claims hold "
                      f"in {runs.chapter.nunique()} chapters (seed {', '.join(map(str, sorted(runs.seed.unique())))}).")
+    lines += ["", *_summary_table(claims, titles, profiles)]
     for chapter, title in titles.items():
         anchor = (anchors or {}).get(chapter)
         lines += ["", f"## [{title}]({chapter}.ipynb{'#' + anchor if anchor else ''})", ""]
         lines += _chapter_table(claims[claims.chapter == chapter], profiles)
     return "\n".join(lines) + "\n"
+
+
+def _summary_table(claims: pd.DataFrame, titles: Mapping[str, str], profiles: Sequence[str]) -> list[str]:
+    """One row per chapter: how many of its claims hold, per profile."""
+    rows = []
+    for chapter, title in titles.items():
+        counts = []
+        for p in profiles:
+            run = claims[(claims.chapter == chapter) & (claims.profile == p)]
+            counts.append(f"{int(run.holds.sum())} of {len(run)}" if len(run) else "not run")
+        rows.append([title, *counts])
+    return _table(pd.DataFrame(rows, columns=["chapter", *[f"claims holding ({p})" for p in profiles]]))
 
 
 def _chapter_table(claims: pd.DataFrame, profiles: Sequence[str]) -> list[str]:
