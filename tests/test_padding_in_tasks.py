@@ -74,10 +74,14 @@ def test_scene_data_shares_the_classifiers_images(tmp_path):
     images, masks = data["saliency"].train(0)
     same, classes = data["segmentation"].train(0)
     assert torch.equal(images, same) and torch.equal(masks, (classes > 0).float())
-    from posinfo.pretrain import _scene_tensors
-    assert torch.equal(_scene_tensors(pit.classification_config(cfg), cfg.n_train,
-                                      pit.scene_epoch_seed(cfg, 0))[0], images)
-    assert data["segmentation"].num_outputs == 11
+    assert data["segmentation"].num_outputs == len(cfg.scene_classes) + 1 == 4
+    assert set(classes.unique().tolist()) <= {0, 1, 2, 3} and classes.max() > 0
+    clf = pit.classification_config(cfg)
+    assert (clf.image_size, clf.n_train, clf.epochs) == (cfg.classification_size,
+                                                        cfg.classification_images,
+                                                        cfg.classification_epochs)
+    with pytest.raises(ValueError, match="classification_images"):
+        pit.validate(config(tmp_path, classification_images=0))
     assert not torch.equal(data["saliency"].tests["scenes"][0][:1], images[:1])
 
 
@@ -105,7 +109,7 @@ def fake_table(f, mae, miou, spc):
     rows += [dict(experiment="task", task="segmentation", padding=p, test_set="scenes", metric="miou",
                   value=v) for p, v in zip(pit.PADDINGS, miou)]
     rows += [dict(experiment="probe", trained_for=t, pattern=p, test_set=ts, metric=m, value=v)
-             for p in ("H", "G", "HS") for t, v in zip(pit.TRAINED_FOR, spc)
+             for p in ("H", "G", "HS") for t, v in zip(pit.PROBED, spc)
              for ts in ("natural", "black", "white", "noise") for m in ("spc_paper", "mae")]
     return pd.DataFrame(rows)
 
@@ -119,14 +123,16 @@ def test_claims_hold_and_fail(tmp_path):
 
 
 def test_tables_beside_the_paper(tmp_path):
-    table = fake_table([0.8, 0.4], [0.1, 0.3], [0.3, 0.1], [0.7, 0.9, 0.95])
+    table = fake_table([0.8, 0.4], [0.1, 0.3], [0.3, 0.1], [0.7, 0.9, 0.95, 0.6])
     t5 = pit.table5(table)
     assert list(t5.index) == ["VGG", "VGG w/o padding"]
     assert t5.loc["VGG", ("paper", "ecssd", "f_measure")] == 0.78
     assert t5.loc["VGG w/o padding", ("ours", "scenes", "miou_%")] == pytest.approx(10.0)
     t6 = pit.table6(table, config(tmp_path))
-    assert t6.shape == (9, 16)
+    assert t6.shape == (12, 16)
     assert t6.loc[("H", "segmentation"), ("natural", "spc", "paper")] == 0.982
+    assert t6.loc[("G", "untrained"), ("natural", "spc", "ours")] == 0.6
+    assert pd.isna(t6.loc[("G", "untrained"), ("natural", "spc", "paper")])
     assert t6.loc[("H", "segmentation"), ("natural", "spc", "ours")] == 0.95
 
 
@@ -154,3 +160,15 @@ def test_where_padding_matters_reports_the_changes():
             for m, v in zip(("mae_border", "mae_interior"), vals)]
     text = pit.where_padding_matters(pd.DataFrame(rows)).data
     assert "+0.300 in the border band (0.100 -> 0.400)" in text and "+0.010 in the interior" in text
+
+
+def test_the_untrained_probe_is_where_the_dense_networks_start(tmp_path):
+    from posinfo.dense_tasks import build_network
+    from posinfo.encoders import build_encoder
+    cfg = config(tmp_path)
+    data = pit.task_data(cfg)
+    start = build_network(pit.dense_config(cfg, "saliency", "zero", data["saliency"])).encoder
+    untrained = build_encoder(cfg.arch, "random", width=cfg.vgg_width, seed=cfg.seed)
+    ours, theirs = start.state_dict(), untrained.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert pit.PROBED[-1] == "untrained" and pit.PROBED[:3] == pit.TRAINED_FOR

@@ -17,8 +17,8 @@ def _cfg(tmp_path, profile="smoke", **knobs):
 
 
 def test_unknown_choices_fail_early(tmp_path):
-    with pytest.raises(ValueError, match="shape_classes"):
-        _cfg(tmp_path, shape_classes=["disk", "car"])
+    with pytest.raises(ValueError, match="dataset"):
+        _cfg(tmp_path, dataset="scenes")
     with pytest.raises(ValueError, match="region_objects"):
         _cfg(tmp_path, region_objects=["pedestrian"])
     with pytest.raises(ValueError, match="random_draws"):
@@ -63,14 +63,14 @@ def test_one_sided_on_hand_made_masks():
     assert left.tolist() == [True, False, False] and right.tolist() == [False, True, False]
 
 
-def test_scene_masks_are_relabelled(tmp_path):
+def test_street_data_has_the_layout_and_the_sides(tmp_path):
     cfg = _cfg(tmp_path, n_train=4, n_rank=2, n_eval=3)
     data = ra.scene_data(cfg)
-    assert data.class_names[0] == "background" and len(data.class_names) == 4
-    assert data.eval_masks.max() <= 3 and data.eval_images.shape == (3, 3, 32, 32)
-    # left-only scenes have (almost) all their object pixels on the left
-    side = ra.scene_data(cfg)
-    assert side.left_images.shape == side.right_images.shape == (2, 3, 32, 32)
+    assert data.class_names == ["sky", "building", "road", "sidewalk", "person", "car"]
+    size = cfg.image_size
+    assert data.eval_images.shape == (3, 3, size, 2 * size) and data.eval_masks.max() <= 5
+    assert data.left_images.shape == data.right_images.shape == (2, 3, size, 2 * size)
+    assert not torch.equal(data.rank_images, data.eval_images[:2])
 
 
 def test_claims_read_the_table():

@@ -37,7 +37,7 @@ SPEC = ChapterSpec(
     profiles={
         "smoke": _SHARED | dict(n_train=32, n_test=16, width=0.125, epochs=1, seeds=2,
                                 curve_shifts=[8], pairs=1, sweep_lams=[0.0, 1.0]),
-        "default": _SHARED | dict(n_train=1500, n_test=500, width=0.125, epochs=8, seeds=3,
+        "default": _SHARED | dict(n_train=6000, n_test=500, width=0.125, epochs=6, seeds=3,
                                   curve_shifts=[2, 4, 8, 12], pairs=2,
                                   sweep_lams=[0.0, 1.0, 10.0]),
         "paper": _SHARED | dict(dataset="cifar10", n_train=None, n_test=None, width=1.0,

@@ -6,9 +6,14 @@ with the F-measure and MAE (saliency) and the mIoU (segmentation). The two padde
 encoder trained for classification are then frozen and probed with chapter 1's readout for the
 H, G and HS patterns on natural, black, white and noise inputs.
 
-In the default profile the three encoders are trained on the very same generated scenes
-(:mod:`posinfo.scenes`), with the same architecture, width, resolution, optimiser and number of
-steps: only the labels differ (the class of the largest object, its mask, its class mask).
+In the default profile the two dense networks are trained on the very same generated scenes
+(:mod:`posinfo.scenes`, objects of ``scene_classes`` only), with the same architecture, width,
+resolution, optimiser and number of steps: only the labels differ (the objects' mask, their class
+mask). The encoder trained for classification is the book's synthetic encoder (all ten classes,
+the class of the largest object) at this chapter's width; one label per image carries far less
+signal than a mask, so it gets more, smaller images (``classification_size``,
+``classification_images``, ``classification_epochs``): with the dense networks' budget it stays at
+chance, and a probe of an untrained encoder says nothing about what classification teaches.
 """
 
 from __future__ import annotations
@@ -31,35 +36,45 @@ from posinfo.encoders import build_encoder, imagenet_weights_file
 from posinfo.padding import MIN_NOPAD_SIZE, distance_to_border
 from posinfo.params import ChapterSpec, Config
 from posinfo.pretrain import PretrainConfig, synthetic_encoder
-from posinfo.scenes import NUM_CLASSES, SyntheticScenes
+from posinfo.scenes import CLASS_NAMES, SyntheticScenes
 
 PADDINGS = ("zero", "none")
 TRAINED_FOR = ("classification", "saliency", "segmentation")
+# Probed beside them: the dense networks' common starting point (same seed, before training).
+PROBED = (*TRAINED_FOR, "untrained")
 OBJECT_SCALE = (0.25, 0.5)  # the scenes' default object sizes, shared by the three tasks
 SALIENCY_TESTS = ("ecssd", "pascal-s", "dut-omron")
 VOC_CLASSES = 21
 BORDER_FRACTION = 1 / 8  # the border band: pixels closer to the border than this share of the side
 
+_THREE = ["disk", "triangle", "cross"]  # the default's segmentation classes (see the chapter)
 _SHARED = dict(arch="vgg16_bn", patterns=["H", "G", "HS"], cache_dir=None)
 SPEC = ChapterSpec(
     chapter="04_padding_in_tasks",
     profiles={
-        "smoke": _SHARED | dict(dataset="scenes", image_size=196, vgg_width=0.0625, n_train=16,
-                                n_test=6, epochs=1, batch_size=8, lr=3e-3, decoder_channels=8,
-                                classification="synthetic", probe_train=16, probe_test=4,
+        "smoke": _SHARED | dict(dataset="scenes", scene_classes=_THREE, image_size=196,
+                                vgg_width=0.0625, n_train=16, n_test=6, epochs=1, batch_size=8,
+                                lr=3e-3, decoder_channels=8, classification="synthetic",
+                                classification_size=32, classification_images=64,
+                                classification_epochs=1, probe_train=16, probe_test=4,
                                 n_synthetic=2, feature_size=7, readout_epochs=3),
-        "default": _SHARED | dict(dataset="scenes", image_size=196, vgg_width=0.125, n_train=160,
-                                  n_test=100, epochs=3, batch_size=8, lr=3e-3, decoder_channels=16,
-                                  classification="synthetic", probe_train=192, probe_test=64,
+        "default": _SHARED | dict(dataset="scenes", scene_classes=_THREE, image_size=196,
+                                  vgg_width=0.125, n_train=600, n_test=100, epochs=5, batch_size=8,
+                                  lr=3e-3, decoder_channels=16, classification="synthetic",
+                                  classification_size=64, classification_images=5000,
+                                  classification_epochs=8, probe_train=192, probe_test=64,
                                   n_synthetic=10, feature_size=14, readout_epochs=15),
-        "paper": _SHARED | dict(dataset="msra-b+voc2012", image_size=224, vgg_width=1.0,
+        "paper": _SHARED | dict(dataset="msra-b+voc2012", scene_classes=list(CLASS_NAMES),
+                                classification_size=64, classification_images=5000,
+                                classification_epochs=8, image_size=224, vgg_width=1.0,
                                 n_train=None, n_test=None, epochs=30, batch_size=16, lr=1e-4,
                                 decoder_channels=64, classification="imagenet", probe_train=2000,
                                 probe_test=None, n_synthetic=100, feature_size=28,
                                 readout_epochs=15),
     },
     choices={"dataset": ("scenes", "msra-b+voc2012"), "arch": ("vgg16", "vgg16_bn"),
-             "patterns": targets.PATTERNS, "classification": ("synthetic", "imagenet")},
+             "patterns": targets.PATTERNS, "classification": ("synthetic", "imagenet"),
+             "scene_classes": CLASS_NAMES},
 )
 
 
@@ -72,6 +87,10 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"claim T3 needs patterns H and G; patterns={cfg.patterns}")
     if cfg.dataset == "scenes" and (cfg.n_train is None or cfg.n_test is None):
         raise ValueError("the generated scenes need explicit n_train and n_test")
+    if cfg.classification == "synthetic" and not (cfg.classification_images
+                                                  and cfg.classification_epochs):
+        raise ValueError("the synthetic classification encoder needs classification_images "
+                         "and classification_epochs")
     if cfg.dataset != "scenes":
         from posinfo.datasets import dataset_root
         for name in ("msra-b", *SALIENCY_TESTS, "voc2012", "duts-train"):
@@ -94,21 +113,29 @@ def scene_epoch_seed(cfg: Config, epoch: int) -> int:
     return 1_000_000 + 1000 * cfg.seed + epoch
 
 
+def scenes(cfg: Config, n: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``n`` scenes of ``scene_classes``: images ``[n, 3, S, S]``, class maps ``int64 [n, S, S]``
+    (0 = background, ``k + 1`` = the ``k``-th of ``scene_classes``) and saliency ``[n, S, S]``."""
+    ids = [CLASS_NAMES.index(c) for c in cfg.scene_classes]
+    images, _, classes, saliency = SyntheticScenes(n, cfg.image_size, seed, object_scale=OBJECT_SCALE,
+                                                   classes=ids).tensors()
+    lookup = torch.zeros(len(CLASS_NAMES) + 1, dtype=torch.long)
+    lookup[torch.tensor(ids) + 1] = torch.arange(1, len(ids) + 1)
+    return images, lookup[classes], saliency
+
+
 def scene_epochs(cfg: Config, task: str) -> EpochData:
     """Fresh scenes for every epoch: images ``[n_train, 3, S, S]`` with saliency masks or class
-    maps (0 = background, ``c + 1`` = shape class ``c``)."""
+    maps (see :func:`scenes`)."""
     def epoch_data(epoch: int) -> tuple[Tensor, Tensor]:
-        images, _, classes, saliency = SyntheticScenes(
-            cfg.n_train, cfg.image_size, scene_epoch_seed(cfg, epoch),
-            object_scale=OBJECT_SCALE).tensors()
+        images, classes, saliency = scenes(cfg, cfg.n_train, scene_epoch_seed(cfg, epoch))
         return images, saliency if task == "saliency" else classes
     return epoch_data
 
 
 def scene_test(cfg: Config) -> dict[str, tuple[Tensor, Tensor]]:
     """The held-out scenes for each task: ``{task: (images, targets)}``."""
-    images, _, classes, saliency = SyntheticScenes(cfg.n_test, cfg.image_size, 40_000 + cfg.seed,
-                                                   object_scale=OBJECT_SCALE).tensors()
+    images, classes, saliency = scenes(cfg, cfg.n_test, 40_000 + cfg.seed)
     return {"saliency": (images, saliency), "segmentation": (images, classes)}
 
 
@@ -155,7 +182,7 @@ def task_data(cfg: Config) -> dict[str, TaskData]:
     if cfg.dataset == "scenes":
         tests = scene_test(cfg)
         return {task: TaskData(scene_epochs(cfg, task), cfg.n_train, {"scenes": tests[task]},
-                               1 if task == "saliency" else NUM_CLASSES + 1)
+                               1 if task == "saliency" else len(cfg.scene_classes) + 1)
                 for task in ("saliency", "segmentation")}
     sal_train = saliency_tensors("msra-b", cfg, cfg.n_train)
     voc_train = voc_tensors(cfg.data_root, "train", cfg.image_size, cfg.n_train)
@@ -180,10 +207,12 @@ def dense_config(cfg: Config, task: str, padding: str, data: TaskData) -> DenseC
 
 
 def classification_config(cfg: Config) -> PretrainConfig:
-    """The classification encoder trained like the dense ones: same scenes, size, width, steps."""
-    return PretrainConfig(arch=cfg.arch, width=cfg.vgg_width, image_size=cfg.image_size,
-                          object_scale=OBJECT_SCALE, n_train=cfg.n_train, n_val=cfg.n_test,
-                          epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed)
+    """The book's synthetic classification encoder at this chapter's architecture and width, with
+    the dense networks' object sizes, trained on ``classification_images`` fresh scenes of
+    ``classification_size`` px per epoch (chapter 1's batch size and learning rate)."""
+    return PretrainConfig(arch=cfg.arch, width=cfg.vgg_width, image_size=cfg.classification_size,
+                          object_scale=OBJECT_SCALE, n_train=cfg.classification_images,
+                          n_val=cfg.n_test, epochs=cfg.classification_epochs, seed=cfg.seed)
 
 
 def classification_encoder(cfg: Config, progress: bool = True) -> tuple[torch.nn.Module, dict]:
@@ -286,13 +315,16 @@ def probe_config(cfg: Config) -> Config:
 
 def probe_encoders(cfg: Config, run: TaskRun, classifier: torch.nn.Module,
                    progress: bool = True) -> pd.DataFrame:
-    """Chapter 1's readout on the three frozen padded encoders (Table 6).
+    """Chapter 1's readout on the three frozen padded encoders (Table 6) and, beyond the paper,
+    on the encoder the dense networks started from (their initialisation, untrained): the
+    baseline against which training for a task adds or removes position.
 
     Returns:
         Tidy rows: experiment "probe", trained_for, pattern, test_set, metric, value.
     """
     modules = [classifier] + [frozen_encoder(run.networks[(t, "zero")]) for t in TRAINED_FOR[1:]]
-    sources = [existence.Source(cfg.arch, name, m) for name, m in zip(TRAINED_FOR, modules)]
+    modules.append(build_encoder(cfg.arch, "random", width=cfg.vgg_width, seed=cfg.seed))
+    sources = [existence.Source(cfg.arch, name, m) for name, m in zip(PROBED, modules)]
     pcfg = probe_config(cfg)
     readouts = existence.run_readouts(pcfg, existence.load_data(pcfg, progress=False), sources, progress)
     table = readouts.table[readouts.table.metric.isin(["spc", "spc_paper", "mae", "n_constant"])]
@@ -367,7 +399,7 @@ def table6(table: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     wide = wide.rename(columns={"value_paper": "paper", "value_ours": "ours"}, level=0)
     wide = wide.reorder_levels([1, 2, 0], axis=1)
     cols = [(t, m, w) for t in existence.TEST_SETS for m in ("spc", "mae") for w in ("paper", "ours")]
-    rows = [(p, t) for p in cfg.patterns for t in TRAINED_FOR]
+    rows = [(p, t) for p in cfg.patterns for t in PROBED]
     return wide.reindex(index=rows, columns=cols).round(3)
 
 

@@ -11,9 +11,10 @@ Regions of an image ``W`` columns wide: ``left`` = columns ``< W/2``, ``right`` 
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
+
+from posinfo.task_metrics import confusion_matrix, mean_iou
 
 REGIONS: tuple[str, ...] = ("all", "left", "centre", "right")
 IGNORE = 255
@@ -38,19 +39,14 @@ def confusion(pred: Tensor, target: Tensor, num_classes: int, region: str = "all
         num_classes: ``K``.
         region: One of ``REGIONS``; pixels outside it are ignored.
     """
-    keep = (target != IGNORE) & region_columns(region, target.shape[-1]).to(target.device)
-    t, p = target[keep].long(), pred[keep].long()
-    return torch.bincount(t * num_classes + p, minlength=num_classes ** 2).view(
-        num_classes, num_classes).cpu()
+    outside = ~region_columns(region, target.shape[-1]).to(target.device)
+    return confusion_matrix(pred, target.masked_fill(outside, IGNORE), num_classes, IGNORE).cpu()
 
 
 def miou(matrix: Tensor) -> float:
-    """Mean IoU of a confusion matrix ``[K, K]``: nan-mean over classes of TP / (TP + FP + FN)."""
-    m = matrix.double()
-    tp = m.diag()
-    union = m.sum(0) + m.sum(1) - tp
-    iou = torch.where(union > 0, tp / union.clamp(min=1), torch.tensor(float("nan")))
-    return float(np.nanmean(iou.numpy())) if (union > 0).any() else float("nan")
+    """Mean IoU of a confusion matrix ``[K, K]``: the mean over the classes that occur of
+    TP / (TP + FP + FN) (:func:`posinfo.task_metrics.mean_iou`); NaN if no class occurs."""
+    return mean_iou(matrix) if matrix.sum() > 0 else float("nan")
 
 
 def region_mious(pred: Tensor, target: Tensor, num_classes: int) -> dict[str, float]:
