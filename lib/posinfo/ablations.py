@@ -346,13 +346,16 @@ def plot_stages(table: pd.DataFrame, cfg: Config):
 
 
 def regression_summary(run: AblationRun, claims: list, cfg: Config) -> dict:
-    """Facts a regression would change, for nbval: files written, claims, rounded SPCs."""
+    """Facts a regression would change, for nbval: files written, readouts trained, claims.
+
+    Mean SPCs are left out: the smoke profile's lie so close to a rounding boundary (0.2456 for
+    the kernel sweep) that the last digit differed between two runs on the same machine.
+    """
     from posinfo.results import read_back
     results = read_back(cfg.results_dir, claims, {"experiment", "pattern", "metric"})
     spc = run.table[run.table.metric == "spc_paper"]
     return {"rows": len(results), "readouts": int(spc.groupby(["source", "layers", "kernel",
                                                                "stage"]).ngroups),
-            "mean_spc": spc.groupby("experiment", sort=False).value.mean().round(2).to_dict(),
             "claims": {c.id: c.holds for c in claims}}
 
 
