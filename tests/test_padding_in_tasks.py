@@ -8,6 +8,7 @@ import torch
 from posinfo import padding_in_tasks as pit
 from posinfo.datasets import DatasetNotFoundError
 from posinfo.params import resolve
+from posinfo.scenes import CLASS_NAMES, SyntheticScenes
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "fixtures"
 
@@ -68,21 +69,47 @@ def test_paper_profile_data_on_the_fixtures(tmp_path, data_root):
     assert seg.train(3)[1].dtype == torch.int64
 
 
-def test_scene_data_shares_the_classifiers_images(tmp_path):
+def test_both_tasks_see_the_same_scenes_of_the_chosen_classes(tmp_path):
     cfg = config(tmp_path)
     data = pit.task_data(cfg)
     images, masks = data["saliency"].train(0)
     same, classes = data["segmentation"].train(0)
     assert torch.equal(images, same) and torch.equal(masks, (classes > 0).float())
     assert data["segmentation"].num_outputs == len(cfg.scene_classes) + 1 == 4
-    assert set(classes.unique().tolist()) <= {0, 1, 2, 3} and classes.max() > 0
+    assert not torch.equal(data["saliency"].tests["scenes"][0][:1], images[:1])
+
+
+def test_scene_classes_are_relabelled_in_order(tmp_path):
+    cfg = config(tmp_path, scene_classes=["cross", "disk"])
+    ids = [CLASS_NAMES.index("cross"), CLASS_NAMES.index("disk")]
+    _, _, raw, _ = SyntheticScenes(6, cfg.image_size, 3, object_scale=pit.OBJECT_SCALE,
+                                   classes=ids).tensors()
+    _, classes, saliency = pit.scenes(cfg, 6, 3)
+    expected = torch.zeros_like(raw)
+    expected[raw == ids[0] + 1] = 1
+    expected[raw == ids[1] + 1] = 2
+    assert set(raw.unique().tolist()) <= {0, ids[0] + 1, ids[1] + 1}
+    assert torch.equal(classes, expected) and classes.max() == 2
+    assert torch.equal(saliency, (raw > 0).float())
+
+
+def test_the_classification_encoder_has_its_own_budget(tmp_path):
+    cfg = config(tmp_path)
     clf = pit.classification_config(cfg)
     assert (clf.image_size, clf.n_train, clf.epochs) == (cfg.classification_size,
                                                         cfg.classification_images,
                                                         cfg.classification_epochs)
     with pytest.raises(ValueError, match="classification_images"):
         pit.validate(config(tmp_path, classification_images=0))
-    assert not torch.equal(data["saliency"].tests["scenes"][0][:1], images[:1])
+
+
+def test_networks_trained_on_other_scene_classes_are_not_reused(tmp_path):
+    three, two = config(tmp_path), config(tmp_path, scene_classes=["disk", "cross"])
+    data = pit.task_data(three)["saliency"]
+    assert pit.dense_config(three, "saliency", "zero", data) != pit.dense_config(two, "saliency",
+                                                                               "zero", data)
+    with pytest.raises(ValueError, match="distinct"):
+        pit.validate(config(tmp_path, scene_classes=["disk", "disk"]))
 
 
 def test_border_scores_by_hand():

@@ -6,6 +6,7 @@ import torch
 
 from posinfo import region_attacks as ra
 from posinfo.params import resolve
+from posinfo.streets import STREET_CLASSES, street_scenes
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "fixtures"
 
@@ -63,30 +64,79 @@ def test_one_sided_on_hand_made_masks():
     assert left.tolist() == [True, False, False] and right.tolist() == [False, True, False]
 
 
-def test_street_data_has_the_layout_and_the_sides(tmp_path):
-    cfg = _cfg(tmp_path, n_train=4, n_rank=2, n_eval=3)
+def test_street_data_splits_are_disjoint_and_the_sided_ones_one_sided(tmp_path):
+    cfg = _cfg(tmp_path, n_train=4, n_rank=3, n_eval=3)
     data = ra.scene_data(cfg)
-    assert data.class_names == ["sky", "building", "road", "sidewalk", "person", "car"]
+    assert data.class_names == list(STREET_CLASSES)
     size = cfg.image_size
     assert data.eval_images.shape == (3, 3, size, 2 * size) and data.eval_masks.max() <= 5
-    assert data.left_images.shape == data.right_images.shape == (2, 3, size, 2 * size)
-    assert not torch.equal(data.rank_images, data.eval_images[:2])
+    assert data.left_images.shape == data.right_images.shape == (3, 3, size, 2 * size)
+    splits = [data.train_images[:3], data.rank_images, data.left_images, data.right_images,
+              data.eval_images]
+    assert all(not torch.equal(a, b) for i, a in enumerate(splits) for b in splits[i + 1:])
+    objects = [STREET_CLASSES.index("person"), STREET_CLASSES.index("car")]
+    for side, images in ((0, data.left_images), (1, data.right_images)):
+        # the same scenes with their masks, drawn as scene_data draws them
+        again, masks = street_scenes(3, size, 70_000 + 2 + side, ("left", "right")[side],
+                                     tuple(cfg.n_objects))
+        assert torch.equal(images, again)
+        with_objects = torch.isin(masks, torch.tensor(objects)).flatten(1).any(1)
+        assert with_objects.any() and (ra.one_sided(masks, objects)[side] == with_objects).all()
 
 
-def test_claims_read_the_table():
+def _attack_rows(run: int, base: float, overall: float, kf2: float, left_left: float) -> list[dict]:
+    """One segmenter's table: random draws at base - 2 .. base + 2, kernel_flip_1 at base - 5."""
     rows = [dict(experiment="baseline", ranking="none", n_channels=0, fraction=0.0, draw=0,
-                 region=r, metric="miou", value=50.0) for r in ("all", "left", "centre", "right")]
+                 region=r, metric="miou", value=base) for r in ("all", "left", "centre", "right")]
     for n, f in ((5, 0.05), (25, 0.25)):
         for r in ("all", "left", "centre", "right"):
-            for rk, v in (("overall", 40), ("kernel_flip_1", 45), ("kernel_flip_2", 50.5),
-                          ("magnitude", 30)):
+            for rk, v in (("overall", overall), ("kernel_flip_1", base - 5),
+                          ("kernel_flip_2", kf2), ("magnitude", base - 20)):
                 rows.append(dict(experiment="attack", ranking=rk, n_channels=n, fraction=f,
                                  draw=0, region=r, metric="miou", value=v))
             rows += [dict(experiment="attack", ranking="random", n_channels=n, fraction=f, draw=d,
-                          region=r, metric="miou", value=48 + d) for d in range(5)]
-            for side, v in (("left", 30 if r == "left" else 45), ("right", 44)):
+                          region=r, metric="miou", value=base - 2 + d) for d in range(5)]
+            for side, v in (("left", left_left if r == "left" else base - 5), ("right", base - 6)):
                 rows.append(dict(experiment="region attack", ranking=side, n_channels=n,
                                  fraction=f, draw=0, region=r, metric="miou", value=v))
-    claims = {c.id: c.holds for c in ra.check_claims(pd.DataFrame(rows), None)}
+    return [row | dict(run=run) for row in rows]
+
+
+def test_claims_read_the_table():
+    table = pd.DataFrame(_attack_rows(0, base=50, overall=40, kf2=50.5, left_left=30))
+    claims = {c.id: c.holds for c in ra.check_claims(table, None)}
     # kernel_flip_2 (50.5) is not below the random mean (50)
     assert claims == {"R1": True, "R2": True, "R3": False, "R4": True}
+
+
+def test_claims_compare_means_over_segmenters_and_count_them():
+    # run 0: overall 10 below its random mean; run 1: 1 above it. Mean: 49.5 + 0.5 vs 55
+    table = pd.DataFrame(_attack_rows(0, base=50, overall=40, kf2=45, left_left=30)
+                         + _attack_rows(1, base=60, overall=61, kf2=55, left_left=56))
+    claims = {c.id: c for c in ra.check_claims(table, None)}
+    assert all(c.holds for c in claims.values())
+    r1 = claims["R1"].ours
+    assert "all N=5: 50.5 vs random 55.0" in r1 and "below in 1 of 2" in r1
+    assert "left channels 43.0, right channels 49.0" in claims["R4"].ours  # (30+56)/2, (44+54)/2
+    assert "left below right in 1 of 2" in claims["R4"].ours
+    worse = table.assign(value=table.value.where(~((table.run == 1) & (table.ranking == "overall")),
+                                                 75.0))
+    assert not {c.id: c.holds for c in ra.check_claims(worse, None)}["R1"]  # (40+75)/2 > 55
+
+
+def test_drops_are_from_each_segmenters_own_baseline():
+    table = pd.DataFrame(_attack_rows(0, base=50, overall=40, kf2=45, left_left=30)
+                         + _attack_rows(1, base=60, overall=59, kf2=55, left_left=56))
+    drops = ra._drops(table, "attack", "overall", "all")
+    assert drops["drop"].tolist() == [5.5, 5.5] and drops.lo.tolist() == [1.0, 1.0]
+    rnd = ra._drops(table, "attack", "random", "all")
+    assert rnd["drop"].tolist() == [0.0, 0.0] and rnd.hi.tolist() == [2.0, 2.0]
+
+
+def test_each_segmenter_has_its_own_seed_and_scenes(tmp_path):
+    cfg = _cfg(tmp_path, n_train=2, n_rank=2, n_eval=2, seed=1)
+    assert [ra.replicate(cfg, k).seed for k in range(3)] == [1000, 1001, 1002]
+    first, second = (ra.scene_data(ra.replicate(cfg, k)) for k in range(2))
+    assert not torch.equal(first.eval_images, second.eval_images)
+    with pytest.raises(ValueError, match="seeds"):
+        ra.validate(_cfg(tmp_path, seeds=0))

@@ -35,7 +35,13 @@ def test_one_sided_scenes_keep_their_objects_in_their_half():
 
 
 def test_people_stand_on_sidewalks_and_cars_on_the_road():
+    # the layout is drawn before the objects, so the same seed without objects shows what lies
+    # under each of them
     _, masks = street_scenes(40, 48, seed=2)
+    _, layout = street_scenes(40, 48, seed=2, n_objects=(0, 0))
     assert (masks == PERSON).any() and (masks == CAR).any()
+    assert torch.equal(masks[masks < PERSON], layout[masks < PERSON])
+    assert (layout[masks == PERSON] == SIDEWALK).all()
+    assert (layout[masks == CAR] == ROAD).float().mean() > 0.85  # roofs may rise past the kerb
     with pytest.raises(ValueError, match="region"):
         street_scene(0, 0, 16, region="centre")

@@ -87,6 +87,9 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"claim T3 needs patterns H and G; patterns={cfg.patterns}")
     if cfg.dataset == "scenes" and (cfg.n_train is None or cfg.n_test is None):
         raise ValueError("the generated scenes need explicit n_train and n_test")
+    if len(set(cfg.scene_classes)) != len(cfg.scene_classes) or not cfg.scene_classes:
+        raise ValueError(f"scene_classes must be distinct and non-empty; "
+                         f"scene_classes={cfg.scene_classes}")
     if cfg.classification == "synthetic" and not (cfg.classification_images
                                                   and cfg.classification_epochs):
         raise ValueError("the synthetic classification encoder needs classification_images "
@@ -108,8 +111,8 @@ def validate(cfg: Config) -> None:
 
 
 def scene_epoch_seed(cfg: Config, epoch: int) -> int:
-    """The seed of the scenes of one training epoch: :mod:`posinfo.pretrain`'s, so the
-    classification encoder of this chapter sees exactly the same images."""
+    """The seed of the scenes of one training epoch, on :mod:`posinfo.pretrain`'s scheme; the two
+    dense tasks see the same images in every epoch."""
     return 1_000_000 + 1000 * cfg.seed + epoch
 
 
@@ -199,8 +202,12 @@ def task_data(cfg: Config) -> dict[str, TaskData]:
 
 
 def dense_config(cfg: Config, task: str, padding: str, data: TaskData) -> DenseConfig:
-    """How the chapter trains the ``task`` network with ``padding``."""
-    return DenseConfig(task=task, num_outputs=data.num_outputs, data=cfg.dataset, arch=cfg.arch,
+    """How the chapter trains the ``task`` network with ``padding``; the scenes' classes are part
+    of the data's name, so networks trained on other classes are never reused."""
+    name = cfg.dataset
+    if cfg.dataset == "scenes":
+        name = "scenes:" + ",".join(cfg.scene_classes)
+    return DenseConfig(task=task, num_outputs=data.num_outputs, data=name, arch=cfg.arch,
                        width=cfg.vgg_width, padding=padding, image_size=cfg.image_size,
                        n_train=data.n_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
                        lr=cfg.lr, decoder_channels=cfg.decoder_channels, seed=cfg.seed)

@@ -6,7 +6,9 @@ data (:mod:`posinfo.position_channels`) and attacked on another: the top-N chann
 stage are zeroed at inference and the mIoU, overall and on the left, centre and right regions
 (:mod:`posinfo.region_miou`), is compared with zeroing N random channels (several draws).
 The region attack zeroes the top-N left-specific, right-specific or overall channels and scores
-the left half only.
+the left half only. In the ``default`` profile ``seeds`` segmenters are trained, ranked and
+attacked independently (each on its own scenes), and the findings are read from their means:
+the effects at a few percent of the channels are of the size of the differences between networks.
 
 Data: in the ``default`` profile generated street scenes (:mod:`posinfo.streets`) with people and
 cars anywhere (training, ranking, evaluation) and scenes whose people and cars all sit on the left
@@ -17,7 +19,7 @@ whose pedestrians all lie in one half.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +33,7 @@ from posinfo.params import ChapterSpec, Config
 from posinfo.region_miou import IGNORE, REGIONS, confusion, miou
 from posinfo.segmenter import (Segmenter, SegmenterTraining, cached_segmenter, load_weights_file,
                                resnet50_deeplabv3)
-from posinfo.streets import STREET_CLASSES, street_scenes
+from posinfo.streets import STREET_CLASSES, STREETS_VERSION, street_scenes
 
 CITYSCAPES_CLASSES: tuple[str, ...] = (
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
@@ -44,12 +46,12 @@ SPEC = ChapterSpec(
     chapter="07_region_attacks",
     profiles={
         "smoke": _SHARED | dict(image_size=24, n_train=64, epochs=2, n_rank=8, n_eval=8,
-                                fractions=[0.05, 0.25]),
+                                fractions=[0.05, 0.25], seeds=2),
         "default": _SHARED | dict(image_size=48, n_train=3000, epochs=15, n_rank=200, n_eval=400,
-                                  fractions=[0.05, 0.1, 0.25, 0.5]),
+                                  fractions=[0.05, 0.1, 0.25, 0.5], seeds=3),
         "paper": _SHARED | dict(dataset="cityscapes", image_size=1024, n_train=0, epochs=0,
                                 n_rank=250, n_eval=250, fractions=[0.005, 0.05, 0.1, 0.25],
-                                batch_size=4,
+                                batch_size=4, seeds=1,
                                 weights_file="data/deeplabv3_resnet50_cityscapes.pth"),
     },
     choices={"dataset": ("streets", "cityscapes"), "region_objects": CITYSCAPES_CLASSES,
@@ -154,7 +156,7 @@ def cache_root(cfg: Config) -> Path:
 
 def training_config(cfg: Config, data: SegData) -> SegmenterTraining:
     """How the default profile's segmenter is trained; the data recipe enters the cache key."""
-    recipe = ("streets", cfg.image_size, cfg.n_train, tuple(cfg.n_objects), cfg.seed)
+    recipe = ("streets", STREETS_VERSION, cfg.image_size, cfg.n_train, tuple(cfg.n_objects), cfg.seed)
     return SegmenterTraining(len(data.class_names), cfg.width, cfg.head_channels, cfg.epochs,
                              cfg.batch_size, cfg.lr, cfg.seed, data_key=repr(recipe))
 
@@ -176,6 +178,9 @@ def validate(cfg: Config) -> None:
                          f"got {cfg.fractions}")
     if cfg.random_draws < 5:
         raise ValueError(f"random_draws must be at least 5; got {cfg.random_draws}")
+    if cfg.seeds < 1 or (cfg.dataset == "cityscapes" and cfg.seeds != 1):
+        raise ValueError(f"seeds (segmenters to train) must be at least 1, and 1 with the "
+                         f"cityscapes weights file; got {cfg.seeds}")
     if cfg.dataset == "cityscapes":
         from posinfo.datasets import dataset_root
         dataset_root("cityscapes", cfg.data_root)
@@ -275,13 +280,53 @@ def run_attacks(model: Segmenter, data: SegData, ranks: dict[str, Tensor], cfg: 
     return pd.DataFrame(rows)
 
 
+@dataclass
+class Runs:
+    """Every segmenter of a run: the attack table of all of them (column ``run``), their training
+    records, and the first one's data, network and rankings (for the example figure)."""
+
+    table: pd.DataFrame
+    records: list[dict]
+    data: SegData
+    model: Segmenter
+    ranks: dict[str, Tensor]
+
+
+def replicate(cfg: Config, run: int) -> Config:
+    """The ``run``-th segmenter's configuration: seed ``1000 seed + run``, hence its own
+    initialisation, batch order, training, ranking and evaluation scenes and random draws."""
+    return replace(cfg, seed=1000 * cfg.seed + run)
+
+
+def run_all(cfg: Config, progress: bool = True) -> Runs:
+    """Train (or load), rank and attack each of the ``seeds`` segmenters (see :func:`run_attacks`
+    for the table's columns; ``run`` numbers the segmenters)."""
+    tables, records, first = [], [], None
+    for run in tqdm(range(cfg.seeds), desc="segmenters", disable=not progress):
+        rcfg = replicate(cfg, run)
+        data = load_data(rcfg)
+        model, record = load_segmenter(rcfg, data, progress)
+        ranks = rank_channels(model, data, rcfg)
+        tables.append(run_attacks(model, data, ranks, rcfg, progress).assign(run=run))
+        records.append(record)
+        if first is None:  # kept for the example figure; the others are let go
+            first = (data, model, ranks)
+    return Runs(pd.concat(tables, ignore_index=True), records, *first)
+
+
 # --- the findings -------------------------------------------------------------------------------------
 
 
 def miou_at(table: pd.DataFrame, ranking: str, n: int, region: str = "all") -> pd.Series:
-    """The mIoU(s) of ``ranking`` with ``n`` channels zeroed on ``region`` (one per draw)."""
+    """The mIoU(s) of ``ranking`` with ``n`` channels zeroed on ``region`` (one per run and draw)."""
     sel = table[(table.ranking == ranking) & (table.n_channels == n) & (table.region == region)]
     return sel.value
+
+
+def per_run(table: pd.DataFrame, ranking: str, n: int, region: str = "all") -> pd.Series:
+    """:func:`miou_at` averaged over the draws of each segmenter, indexed by ``run``."""
+    sel = table[(table.ranking == ranking) & (table.n_channels == n) & (table.region == region)]
+    return sel.groupby("run").value.mean()
 
 
 def nearest_count(table: pd.DataFrame, fraction: float) -> int:
@@ -292,30 +337,32 @@ def nearest_count(table: pd.DataFrame, fraction: float) -> int:
 
 def _beats_random(table: pd.DataFrame, ranking: str, counts: list[int],
                   regions: tuple[str, ...]) -> tuple[bool, str]:
-    """Whether ``ranking``'s top-N gives a lower mIoU than the mean of the random draws, for every
-    N and region; and the numbers as text."""
+    """Whether ``ranking``'s top-N gives a lower mIoU than N random channels, on the means over
+    segmenters (and draws), for every N and region; and the numbers as text, with the spread of
+    all random draws and in how many segmenters the ranking was below its own random mean."""
     ok, text = True, []
     for region in regions:
         for n in counts:
-            top, rnd = miou_at(table, ranking, n, region).item(), miou_at(table, "random", n, region)
-            ok &= top < rnd.mean()
-            text.append(f"{region} N={n}: {top:.1f} vs random {rnd.mean():.1f} "
-                        f"(sd {rnd.std():.1f}, min {rnd.min():.1f})")
+            top, rnd = per_run(table, ranking, n, region), miou_at(table, "random", n, region)
+            below = int((top < per_run(table, "random", n, region)).sum())
+            ok &= top.mean() < rnd.mean()
+            text.append(f"{region} N={n}: {top.mean():.1f} vs random {rnd.mean():.1f} "
+                        f"(sd {rnd.std():.1f}, min {rnd.min():.1f}; below in {below} of "
+                        f"{len(top)})")
     return bool(ok), "; ".join(text)
 
 
 def check_claims(table: pd.DataFrame, cfg: Config) -> list:
-    """The findings R1-R4 of ICCV 2021 Sec. 4.2, each computed from this run's ``table``."""
+    """The findings R1-R4 of ICCV 2021 Sec. 4.2, each computed from this run's ``table`` (means
+    over its segmenters)."""
     from posinfo.results import Claim
     counts = [nearest_count(table, 0.05), nearest_count(table, 0.25)]
-    base = miou_at(table, "none", 0).item()
+    base = miou_at(table, "none", 0).mean()
     r1, t1 = _beats_random(table, "overall", counts, ("all",))
     r2, t2 = _beats_random(table, "overall", counts, ("left", "centre", "right"))
     kf = [_beats_random(table, k, counts, ("all",)) for k in ("kernel_flip_1", "kernel_flip_2")]
     n5 = counts[0]
-    left, right = (table[(table.experiment == "region attack") & (table.ranking == s)
-                         & (table.n_channels == n5) & (table.region == "left")].value.item()
-                   for s in ("left", "right"))
+    left, right = (per_run(table, side, n5, "left") for side in ("left", "right"))
     return [
         Claim("R1", "Zeroing the top-N overall position channels lowers mIoU more than zeroing N "
               "random channels, for N at about 5% and 25% of the channels.",
@@ -329,8 +376,10 @@ def check_claims(table: pd.DataFrame, cfg: Config) -> list:
         Claim("R4", "The region attack works: zeroing the top-N left-specific channels lowers "
               "left-half mIoU more than zeroing the top-N right-specific channels (N at about 5%).",
               "left below right at every N; drops 0.6 vs 0.08 at N=10 (Fig. 6)",
-              f"left half, N={n5}: left channels {left:.1f}, right channels {right:.1f} "
-              f"(baseline {miou_at(table, 'none', 0, 'left').item():.1f})", bool(left < right)),
+              f"left half, N={n5}: left channels {left.mean():.1f}, right channels "
+              f"{right.mean():.1f} (baseline {miou_at(table, 'none', 0, 'left').mean():.1f}; "
+              f"left below right in {int((left < right).sum())} of {len(left)})",
+              bool(left.mean() < right.mean())),
     ]
 
 
@@ -338,8 +387,9 @@ def check_claims(table: pd.DataFrame, cfg: Config) -> list:
 
 
 def attack_table(table: pd.DataFrame) -> pd.DataFrame:
-    """mIoU of every ranking (random: mean and sd over draws) per N and region, with the paper's
-    Sec. 4.2.2 numbers at N = 100 and 500 of 2048 beside the nearest shares."""
+    """mIoU of every ranking per N and region, mean and sd over the segmenters (and, for random,
+    their draws), with the paper's Sec. 4.2.2 numbers at N = 100 and 500 of 2048 beside the
+    nearest shares."""
     sel = table[table.experiment == "attack"]
     wide = sel.groupby(["n_channels", "ranking", "region"]).value.agg(["mean", "std"])
     wide = wide.unstack("region")[[(s, r) for s in ("mean", "std") for r in REGIONS]]
@@ -353,14 +403,15 @@ def attack_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _drops(table: pd.DataFrame, experiment: str, ranking: str, region: str) -> pd.DataFrame:
-    """Per N: fraction (%), mean, min and max drop of mIoU from the baseline on ``region``."""
-    base = miou_at(table, "none", 0, region).item()
+    """Per N: fraction (%), and the mean, least and largest drop of mIoU on ``region`` from each
+    segmenter's own baseline (over segmenters and draws)."""
+    base = per_run(table, "none", 0, region)
     sel = table[(table.experiment == experiment) & (table.ranking == ranking)
                 & (table.region == region)]
-    g = sel.groupby("n_channels").agg(fraction=("fraction", "first"), mean=("value", "mean"),
-                                      lo=("value", "min"), hi=("value", "max"))
-    return pd.DataFrame({"percent": 100 * g.fraction, "drop": base - g["mean"],
-                         "lo": base - g.hi, "hi": base - g.lo})
+    sel = sel.assign(drop=base.loc[sel.run].to_numpy() - sel.value.to_numpy())
+    g = sel.groupby("n_channels").agg(fraction=("fraction", "first"), drop=("drop", "mean"),
+                                      lo=("drop", "min"), hi=("drop", "max"))
+    return pd.DataFrame({"percent": 100 * g.fraction, "drop": g["drop"], "lo": g.lo, "hi": g.hi})
 
 
 _STYLE = {"overall": ("C3", "o-", "top-N position (Eq. 2)"),
@@ -384,7 +435,7 @@ def plot_attacks(table: pd.DataFrame):
     for ax, region in zip(axes, REGIONS):
         for ranking in ("overall", "kernel_flip_1", "kernel_flip_2", "magnitude", "random"):
             _curve(ax, _drops(table, "attack", ranking, region), ranking)
-        ax.set_title(f"{region} (baseline {miou_at(table, 'none', 0, region).item():.1f})", fontsize=9)
+        ax.set_title(f"{region} (baseline {miou_at(table, 'none', 0, region).mean():.1f})", fontsize=9)
         ax.set_xlabel("channels zeroed (%)")
     for n, ranking, value in PAPER_FIG4["points"]:
         axes[0].plot(100 * n / PAPER_CHANNELS, PAPER_FIG4["baseline"] - value, "*", ms=11,
@@ -398,18 +449,21 @@ def plot_attacks(table: pd.DataFrame):
 
 def plot_region_attack(table: pd.DataFrame):
     """Like Fig. 6: left-half mIoU drop for left-specific, right-specific, overall and random
-    channels; the paper's drops at N = 10 of 2048 as stars."""
+    channels, the paper's drops at N = 10 of 2048 as stars; and, beyond the paper, the same on the
+    right half (where the right-specific channels should hurt most)."""
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    for experiment, ranking in (("region attack", "left"), ("region attack", "right"),
-                                ("attack", "overall"), ("attack", "random")):
-        _curve(ax, _drops(table, experiment, ranking, "left"), ranking)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    for ax, half in zip(axes, ("left", "right")):
+        for experiment, ranking in (("region attack", "left"), ("region attack", "right"),
+                                    ("attack", "overall"), ("attack", "random")):
+            _curve(ax, _drops(table, experiment, ranking, half), ranking)
+        ax.set_xlabel("channels zeroed (%)")
+        ax.set_title(f"scored on the {half} half", fontsize=9)
     for n, ranking, drop in PAPER_FIG6:
-        ax.plot(100 * n / PAPER_CHANNELS, drop, "*", ms=11, color=_STYLE[ranking][0], mec="k",
-                label=f"paper, {ranking}")
-    ax.set_xlabel("channels zeroed (%)")
-    ax.set_ylabel("left-half mIoU drop (points)")
-    ax.legend(fontsize=7)
+        axes[0].plot(100 * n / PAPER_CHANNELS, drop, "*", ms=11, color=_STYLE[ranking][0],
+                     mec="k", label=f"paper, {ranking}")
+    axes[0].set_ylabel("mIoU drop (points)")
+    axes[0].legend(fontsize=7)
     fig.patch.set_facecolor("white")
     fig.tight_layout()
     return fig
@@ -456,14 +510,18 @@ def plot_examples(data: SegData, preds: dict[str, Tensor]):
     return fig
 
 
-def training_summary(record: dict, table: pd.DataFrame, cfg: Config) -> pd.DataFrame:
-    """How the segmenter was trained and how well it segments intact (mIoU in % per region)."""
-    row = {f"baseline mIoU {r}": round(miou_at(table, "none", 0, r).item(), 1) for r in REGIONS}
-    if record:
-        row = {"train_images": cfg.n_train, "epochs": record["config"]["epochs"],
-               "final_loss": round(record["losses"][-1], 3),
-               "train_seconds": round(record["seconds"], 1)} | row
-    return pd.DataFrame([row])
+def training_summary(runs: Runs, cfg: Config) -> pd.DataFrame:
+    """How each segmenter was trained and how well it segments intact (mIoU in % per region)."""
+    rows = []
+    for run, record in enumerate(runs.records):
+        row = {r: round(per_run(runs.table, "none", 0, r)[run], 1) for r in REGIONS}
+        row = {f"baseline mIoU {r}": v for r, v in row.items()}
+        if record:
+            row = {"train_images": cfg.n_train, "epochs": record["config"]["epochs"],
+                   "final_loss": round(record["losses"][-1], 3),
+                   "train_seconds": round(record["seconds"], 1)} | row
+        rows.append({"seed": replicate(cfg, run).seed} | row)
+    return pd.DataFrame(rows).set_index("seed")
 
 
 def regression_summary(table: pd.DataFrame, claims: list, cfg: Config) -> dict:
@@ -472,5 +530,6 @@ def regression_summary(table: pd.DataFrame, claims: list, cfg: Config) -> dict:
     results = read_back(cfg.results_dir, claims, {"experiment", "ranking", "region", "metric"})
     counts = sorted(int(n) for n in table.n_channels.unique() if n > 0)
     return {"rows": len(results), "channel_counts": counts,
+            "segmenters": int(table.run.nunique()),
             "random_draws": int(table[table.ranking == "random"].draw.nunique()),
             "claims": [c.id for c in claims]}

@@ -75,7 +75,7 @@ class SceneObject(NamedTuple):
     angle: float
 
 
-class _Waves(NamedTuple):
+class Waves(NamedTuple):
     """A colour field ``base + sum_k weights[:, k] * cos(freqs[k] . (x, y) + phases[k])``.
 
     Attributes:
@@ -94,9 +94,9 @@ class _Waves(NamedTuple):
 class _Spec(NamedTuple):
     """A whole scene before rendering: its background and its objects with their fills."""
 
-    background: _Waves
+    background: Waves
     objects: list[SceneObject]
-    fills: list[_Waves]
+    fills: list[Waves]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -155,7 +155,7 @@ def _waves(rng: np.random.Generator, n: int, cycles: tuple[float, float],
     return freqs, phases, colours * rng.uniform(*amplitude, n)
 
 
-def _background(rng: np.random.Generator, kind: str) -> _Waves:
+def background_waves(rng: np.random.Generator, kind: str) -> Waves:
     """A stationary background: a base colour (symmetric about grey) plus, for ``"texture"``,
     1-3 sinusoidal gratings and smooth noise in two colours, all times a random contrast.
 
@@ -169,7 +169,7 @@ def _background(rng: np.random.Generator, kind: str) -> _Waves:
     freqs, phases = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     weights = np.concatenate([p[2] for p in parts], 1) * contrast
     base = np.zeros(3) if kind == "black" else base
-    return _Waves(base, freqs[keep], phases[keep], weights[:, keep])
+    return Waves(base, freqs[keep], phases[keep], weights[:, keep])
 
 
 def _object_colour(rng: np.random.Generator, against: np.ndarray) -> np.ndarray:
@@ -181,14 +181,14 @@ def _object_colour(rng: np.random.Generator, against: np.ndarray) -> np.ndarray:
     return candidates[good[0] if len(good) else distance.argmax()]
 
 
-def _fill(rng: np.random.Generator, against: np.ndarray) -> _Waves:
+def fill_waves(rng: np.random.Generator, against: np.ndarray) -> Waves:
     """An object's fill: a contrasting base colour with faint stripes or faint smooth noise, so
     that neither colour nor texture identifies the class."""
     base = _object_colour(rng, against)
     stripes = _waves(rng, 1, (3.0, 10.0), (0.05, 0.2))
     noise = _waves(rng, 3, (1.5, 5.0), (0.03, 0.12), rng.uniform(-1, 1, 3))
     use = stripes if rng.random() < 0.5 else noise
-    return _Waves(base, *use)
+    return Waves(base, *use)
 
 
 def _place(rng: np.random.Generator, classes: np.ndarray, scale: tuple[float, float],
@@ -209,7 +209,7 @@ def _place(rng: np.random.Generator, classes: np.ndarray, scale: tuple[float, fl
 # Rendering on the pixel-centre grid.
 
 
-def _field(waves: _Waves, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def render_waves(waves: Waves, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Evaluate ``waves`` on the grid ``y x x`` (normalised coordinates): ``float64 [3, len(y),
     len(x)]``, unclipped. Separable: ``cos(a x + b y + p) = cos(a x + p) cos(b y) - sin(a x + p)
     sin(b y)``, so the cost is one small contraction over the waves."""
@@ -247,11 +247,11 @@ def _coverage(obj: SceneObject, size: int) -> tuple[slice, slice, np.ndarray]:
 def _render(spec: _Spec, size: int) -> Scene:
     """Render a scene description on a ``size x size`` pixel-centre grid."""
     grid = (np.arange(size) + 0.5) / size
-    image = np.clip(_field(spec.background, grid, grid), 0, 1)
+    image = np.clip(render_waves(spec.background, grid, grid), 0, 1)
     class_mask = np.zeros((size, size), np.int64)
     for obj, fill in zip(spec.objects, spec.fills):
         rows, cols, alpha = _coverage(obj, size)
-        colour = np.clip(_field(fill, grid[cols], grid[rows]), 0, 1)
+        colour = np.clip(render_waves(fill, grid[cols], grid[rows]), 0, 1)
         image[:, rows, cols] += alpha * (colour - image[:, rows, cols])
         class_mask[rows, cols] = np.where(alpha >= 0.5, obj.class_id + 1, class_mask[rows, cols])
     saliency = (class_mask > 0).astype(np.float32)
@@ -336,10 +336,10 @@ class SyntheticScenes(torch.utils.data.Dataset):
         if not -self.n <= index < self.n:
             raise IndexError(f"scene index {index} out of range for {self.n} scenes")
         rng = np.random.default_rng((self.seed, int(index) % self.n))
-        background = _background(rng, self.background)
+        background = background_waves(rng, self.background)
         count = int(rng.integers(self.n_objects[0], self.n_objects[1] + 1))
         objects = [_place(rng, self.classes, self.object_scale, self.region) for _ in range(count)]
-        fills = [_fill(rng, background.base) for _ in range(count)]
+        fills = [fill_waves(rng, background.base) for _ in range(count)]
         order = sorted(range(count), key=lambda k: -objects[k].diameter)
         return _Spec(background, [objects[k] for k in order], [fills[k] for k in order])
 
@@ -396,9 +396,9 @@ def render_object(class_id: int, size: int, rng: np.random.Generator, *, fill: f
         raise ValueError(f"need 0 <= class_id < {NUM_CLASSES}, size >= 4 and 0 < fill <= 1; "
                          f"got {class_id=}, {size=}, {fill=}")
     obj = SceneObject(int(class_id), 0.5, 0.5, fill, float(rng.uniform(0, 2 * np.pi)))
-    waves = _fill(rng, np.asarray(against, dtype=np.float64))
+    waves = fill_waves(rng, np.asarray(against, dtype=np.float64))
     grid = (np.arange(size) + 0.5) / size
-    rgb = np.clip(_field(waves, grid, grid), 0, 1)
+    rgb = np.clip(render_waves(waves, grid, grid), 0, 1)
     mask = np.zeros((size, size))
     rows, cols, alpha = _coverage(obj, size)
     mask[rows, cols] = alpha

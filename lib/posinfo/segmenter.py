@@ -145,15 +145,15 @@ def load_weights_file(model: Segmenter, path: str | Path) -> Segmenter:
 
 @dataclass(frozen=True)
 class SegmenterTraining:
-    """How the narrow segmenter is trained (Adam, pixel-wise cross-entropy, cosine decay).
+    """How the narrow segmenter is trained (Adam, pixel-wise cross-entropy, one-cycle schedule).
 
     Attributes:
-        num_classes: Classes including the background (class 0).
+        num_classes: Output classes (for the street scenes, the six of ``STREET_CLASSES``).
         width: Base width of the backbone (see :func:`narrow_deeplabv3`).
         head_channels: Channels of the ASPP head.
         epochs: Passes over the training images.
         batch_size: Images per step.
-        lr: Adam's initial learning rate.
+        lr: The peak learning rate of the one-cycle schedule.
         seed: Seed of the initialisation and of the batch order.
         data_key: A fingerprint of the training images (their recipe), for the cache key.
     """
@@ -170,7 +170,7 @@ class SegmenterTraining:
 
 def _epoch(model: Segmenter, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
            images: Tensor, masks: Tensor, cfg: SegmenterTraining, epoch: int) -> float:
-    """One shuffled pass over ``images [N, 3, S, S]`` and ``masks [N, S, S]``; the mean loss."""
+    """One shuffled pass over ``images [N, 3, H, W]`` and ``masks [N, H, W]``; the mean loss."""
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
     model.train()
     total = 0.0
@@ -186,7 +186,7 @@ def _epoch(model: Segmenter, opt: torch.optim.Optimizer, sched: torch.optim.lr_s
 
 def train_segmenter(cfg: SegmenterTraining, images: Tensor, masks: Tensor,
                     checkpoint: Path | None = None, progress: bool = True) -> tuple[Segmenter, dict]:
-    """Train :func:`narrow_deeplabv3` on ``images [N, 3, S, S]`` and ``masks [N, S, S]`` (int64).
+    """Train :func:`narrow_deeplabv3` on ``images [N, 3, H, W]`` and ``masks [N, H, W]`` (int64).
 
     The state after each epoch is saved atomically to ``checkpoint`` (if given), and a partial
     checkpoint found there is resumed. Runs on the CPU.

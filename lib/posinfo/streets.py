@@ -22,11 +22,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from posinfo.scenes import _background, _field, _fill
+from posinfo.scenes import background_waves, fill_waves, render_waves
 
+STREETS_VERSION = 2  # raised whenever the same (seed, index) draws another scene
 STREET_CLASSES: tuple[str, ...] = ("sky", "building", "road", "sidewalk", "person", "car")
 STREET_REGIONS: tuple[str, ...] = ("any", "left", "right")
 _PERSON, _CAR = STREET_CLASSES.index("person"), STREET_CLASSES.index("car")
+_WIDTH = 2.0  # a scene's width in units of its height
 
 
 def _layout(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -34,11 +36,11 @@ def _layout(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> tuple[np.
     geometry the objects need: horizon, vanishing point and the road's half-width per unit depth."""
     horizon = rng.uniform(0.38, 0.55)
     n_blocks = rng.integers(3, 8)
-    edges = np.sort(rng.uniform(0, x.max(), n_blocks - 1))
+    edges = np.sort(rng.uniform(0, _WIDTH, n_blocks - 1))
     tops = rng.uniform(0.06, horizon - 0.1, n_blocks)
     skyline = tops[np.searchsorted(edges, x)]  # [1, W]
-    vanish = rng.uniform(0.4, 0.6) * x.max()
-    spread = rng.uniform(0.3, 0.6) * x.max() / (1 - horizon)  # road half-width per unit below horizon
+    vanish = rng.uniform(0.4, 0.6) * _WIDTH
+    spread = rng.uniform(0.3, 0.6) * _WIDTH / (1 - horizon)  # road half-width per unit below horizon
     road = (y >= horizon) & (np.abs(x - vanish) <= spread * (y - horizon))
     classes = np.where(y < skyline, 0, np.where(y < horizon, 1, np.where(road, 2, 3)))
     return classes, dict(horizon=horizon, vanish=vanish, spread=spread)
@@ -80,17 +82,18 @@ def street_scene(seed: int, index: int, height: int, region: str = "any",
     if region not in STREET_REGIONS:
         raise ValueError(f"unknown region {region!r}; choose from {list(STREET_REGIONS)}")
     rng = np.random.default_rng((seed, index))
-    x = ((np.arange(2 * height) + 0.5) / height)[None, :]
+    x = ((np.arange(int(_WIDTH * height)) + 0.5) / height)[None, :]
     y = ((np.arange(height) + 0.5) / height)[:, None]
     classes, geo = _layout(rng, x, y)
-    textures = [_background(rng, "texture") for _ in range(4)]
-    image = sum(np.where(classes == k, _field(t, x[0], y[:, 0]), 0) for k, t in enumerate(textures))
-    span = {"any": (0.0, 2.0), "left": (0.0, 1.0), "right": (1.0, 2.0)}[region]
+    textures = [background_waves(rng, "texture") for _ in range(4)]
+    image = sum(np.where(classes == k, render_waves(t, x[0], y[:, 0]), 0)
+                for k, t in enumerate(textures))
+    span = {"any": (0.0, _WIDTH), "left": (0.0, _WIDTH / 2), "right": (_WIDTH / 2, _WIDTH)}[region]
     found = [_object(rng, geo, span) for _ in range(rng.integers(n_objects[0], n_objects[1] + 1))]
     for obj in sorted((o for o in found if o is not None), key=lambda o: o[2] + o[4]):  # far first
         inside = _shape(obj[0], x, y, obj)
-        fill = _fill(rng, image[:, inside].mean(1) if inside.any() else np.full(3, 0.5))
-        image = np.where(inside, _field(fill, x[0], y[:, 0]), image)
+        fill = fill_waves(rng, image[:, inside].mean(1) if inside.any() else np.full(3, 0.5))
+        image = np.where(inside, render_waves(fill, x[0], y[:, 0]), image)
         classes = np.where(inside, obj[0], classes)
     return (torch.from_numpy(np.clip(image, 0, 1).astype(np.float32)),
             torch.from_numpy(classes.astype(np.int64)))
