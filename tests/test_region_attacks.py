@@ -140,3 +140,26 @@ def test_each_segmenter_has_its_own_seed_and_scenes(tmp_path):
     assert not torch.equal(first.eval_images, second.eval_images)
     with pytest.raises(ValueError, match="seeds"):
         ra.validate(_cfg(tmp_path, seeds=0))
+    with pytest.raises(ValueError, match="seeds"):  # one weights file, one network
+        ra.validate(_cfg(tmp_path, "paper", seeds=2))
+
+
+def test_training_summary_has_a_row_per_segmenter(tmp_path):
+    table = pd.DataFrame(_attack_rows(0, base=50, overall=40, kf2=45, left_left=30)
+                         + _attack_rows(1, base=60, overall=59, kf2=55, left_left=56))
+    runs = ra.Runs(table, [{}, {}], None, None, {}, None)
+    summary = ra.training_summary(runs, _cfg(tmp_path, seed=2))
+    assert summary.index.tolist() == [2000, 2001]
+    assert summary["baseline mIoU left"].tolist() == [50.0, 60.0]
+
+
+def test_drops_leave_out_the_segmenters_baselines():
+    table = pd.DataFrame(_attack_rows(0, base=50, overall=40, kf2=45, left_left=30)
+                         + _attack_rows(1, base=60, overall=50, kf2=55, left_left=56))
+    rows = table[table.ranking.isin(["overall", "random"])]
+    drops = ra.with_drops(table, rows)
+    assert (drops[drops.ranking == "overall"]["drop"] == 10).all()
+    assert sorted(drops[drops.ranking == "random"]["drop"].unique()) == [-2, -1, 0, 1, 2]
+    wide = ra.attack_table(table)
+    assert wide.loc[(5, "overall"), ("mean", "all")] == 45.0
+    assert wide.loc[(5, "overall"), ("sd of drop", "all")] == 0.0
