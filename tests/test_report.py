@@ -86,3 +86,10 @@ def test_benchmark_page_with_and_without_measurement(results: Path) -> None:
                  rows=[dict(readout="cached", seconds=6.3, SPC=0.99), dict(readout="online", seconds=31.5, SPC=0.99)])
     page = report.benchmark_markdown(bench, runs)
     assert "**5.0x**" in page and "| cached | 6.3 | 0.99 |" in page
+
+
+def test_hardware_reports_the_chapters_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POSINFO_CHAPTER_THREADS", "3")
+    assert report.hardware()["torch threads per chapter"] == "3"
+    monkeypatch.delenv("POSINFO_CHAPTER_THREADS")
+    assert report.hardware()["torch threads per chapter"] == "not recorded"

@@ -154,13 +154,15 @@ def package_versions(requirements: str | Path) -> dict[str, str]:
 
 
 def hardware() -> dict[str, str]:
-    """What the book was built on: OS, Python, CPU cores, memory and GPU (if any)."""
+    """What the book was built on: OS, Python, CPU cores, memory, GPU (if any) and the torch
+    threads each chapter ran with (``$POSINFO_CHAPTER_THREADS``, which `make html` sets)."""
     import torch
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else float("nan")
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU only)"
+    threads = os.environ.get("POSINFO_CHAPTER_THREADS", "not recorded")
     return {"system": f"{platform.system()} {platform.release()} ({platform.machine()})",
             "python": platform.python_version(), "CPU cores": str(os.cpu_count()),
-            "memory": f"{memory:.0f} GiB", "GPU": gpu, "torch threads": str(torch.get_num_threads())}
+            "memory": f"{memory:.0f} GiB", "GPU": gpu, "torch threads per chapter": threads}
 
 
 def _table(frame: pd.DataFrame) -> list[str]:
