@@ -108,3 +108,21 @@ def test_imagenet_launcher_checks(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="CUDA"):
         augshift_imagenet.check_environment(args)
+
+
+def test_prose_numbers_follow_the_table(tmp_path):
+    cfg = config(tmp_path)
+    table = fake_table({"baseline": 80, "augshift": 79, "blurpool": 60},
+                       {"baseline": 85, "augshift": 95, "blurpool": 90})
+    sweep = [dict(experiment="lambda sweep", model="augshift", lam=lam, run=0, metric=m, shift=s,
+                  value=v) for lam, top1, cons in ((0.0, 81.0, 93.0), (1.0, 79.0, 95.0))
+             for m, s, v in (("top1", 0, top1), ("consistency", 8, cons))]
+    table = pd.concat([table, pd.DataFrame(sweep)], ignore_index=True)
+    words = ch.prose_numbers(table, ch.check_claims(table, cfg), cfg)
+    assert [words[k] for k in ("s1", "s2", "s3")] == ["holds", "holds", "holds"]
+    assert words["augshift_top1"] == "79.5" and words["blurpool_cons"] == "89.5"
+    assert words["cons_wins"] == "2 of 2" and words["cons_gains"] == "+10.0, +10.0"
+    assert words["top1_gaps"] == "-1.0, -1.0" and words["top1_sd_range"] == "1-1"
+    assert words["combination_top1"] == "not trained in this run"
+    assert words["sweep_finding"].endswith("was more accurate (81.0 against 79.0) and less "
+                                           "consistent (93.0 against 95.0)")

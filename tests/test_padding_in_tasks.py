@@ -199,3 +199,22 @@ def test_the_untrained_probe_is_where_the_dense_networks_start(tmp_path):
     ours, theirs = start.state_dict(), untrained.state_dict()
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
     assert pit.PROBED[-1] == "untrained" and pit.PROBED[:3] == pit.TRAINED_FOR
+
+
+def test_prose_numbers_follow_the_table(tmp_path):
+    table = fake_table([0.8, 0.4], [0.1, 0.3], [0.3, 0.1], [0.7, 0.9, 0.95, 0.96])
+    border = [dict(experiment="task", task="saliency", padding=p, test_set="scenes",
+                   metric=f"mae_{r}", value=v)
+              for p, r, v in (("zero", "border", 0.01), ("none", "border", 0.05),
+                              ("zero", "interior", 0.02), ("none", "interior", 0.12))]
+    table = pd.concat([table, pd.DataFrame(border)], ignore_index=True)
+    claims = pit.check_claims(table, config(tmp_path))
+    words = pit.prose_numbers(table, claims, {"val_accuracy": 0.923})
+    assert [words[k] for k in ("t1", "t2", "t3")] == ["holds", "holds", "holds"]
+    assert (words["f_zero"], words["f_none"], words["mae_none"]) == (".80", ".40", ".300")
+    assert (words["miou_zero"], words["classifier_accuracy"]) == ("30", "92%")
+    assert words["mae_interior_none"] == ".120" and words["where_cost"].startswith("the interior")
+    assert words["spc_G_untrained"] == ".96"
+    assert words["training_effect"] == "every task lowered what the readout finds"
+    words = pit.prose_numbers(table, claims, {})
+    assert words["classifier_accuracy"] == "not measured"

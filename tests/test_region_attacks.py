@@ -163,3 +163,24 @@ def test_drops_leave_out_the_segmenters_baselines():
     wide = ra.attack_table(table)
     assert wide.loc[(5, "overall"), ("mean", "all")] == 45.0
     assert wide.loc[(5, "overall"), ("sd of drop", "all")] == 0.0
+
+
+def test_prose_numbers_follow_the_table():
+    table = pd.DataFrame(_attack_rows(0, base=50, overall=40, kf2=45, left_left=30)
+                         + _attack_rows(1, base=60, overall=61, kf2=55, left_left=56))
+    claims = ra.check_claims(table, None)
+    words = ra.prose_numbers(table, claims)
+    assert [words[k] for k in ("r1", "r2", "r3", "r4")] == ["holds"] * 4
+    assert words["baseline"] == "55.0" and words["n5"] == "5" and words["channels"] == "100"
+    assert words["shares"] == "5% and 25%" and words["segmenters"] == "2"
+    assert words["drops_overall"] == "4.50 and 4.50"  # (10 - 1) / 2 below each own baseline
+    assert words["drops_random"] == ".00 and .00" and words["random_range_n5"] == "4.00"
+    assert words["overall_below_random_n5"] == "1 of 2"
+    # magnitude (20 below) is not less than overall (4.5) at either share
+    assert words["magnitude_vs_overall"] == "less than the flip-ranked ones at 0 of 2 shares"
+    # left half: left-specific drops 20 and 4 (mean 12), right-specific 6 and 6
+    assert words["left_on_left"] == "12.00 and 12.00" and words["right_on_left"] == "6.00 and 6.00"
+    assert words["own_first_on_left"] == "2 of 2" and words["left_first_n5"] == "1 of 2"
+    assert words["pairs_n5"] == "20.00/6.00, 4.00/6.00"
+    # right half: left-specific 5, right-specific 6 below each baseline
+    assert words["own_first_on_right"] == "2 of 2"

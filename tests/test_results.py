@@ -46,3 +46,16 @@ def test_read_back_checks_the_contract(tmp_path):
         read_back(tmp_path, claims, {"pattern", "test_set"})
     with pytest.raises(AssertionError, match="claims of this run"):
         read_back(tmp_path, [Claim("E2", "c", "p", "o", True)], {"pattern"})
+
+
+def test_prose_helpers(monkeypatch):
+    import myst_nb
+    from posinfo.results import decimal, glue_prose, holds_text
+    assert decimal(0.4567) == ".46" and decimal(-0.04) == "-.04" and decimal(9.5) == "9.50"
+    assert decimal(0.0123, 3) == ".012" and holds_text(False) == "does not hold"
+    glued = []
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: glued.append((name, value, display)))
+    glue_prose({"a": ".5", "b": "holds"})
+    assert glued == [("a", ".5", False), ("b", "holds", False)]
+    with pytest.raises(TypeError, match="'c'"):
+        glue_prose({"c": 0.5})

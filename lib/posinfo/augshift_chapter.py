@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from posinfo import augshift
 from posinfo.augshift import NetSpec, TrainSpec
 from posinfo.params import ChapterSpec, Config
-from posinfo.results import Claim
+from posinfo.results import Claim, holds_text
 from posinfo.shift_consistency import consistency, consistency_curve
 
 DATASETS: tuple[str, ...] = ("scenes", "cifar10", "cifar100", "imagenet")
@@ -206,6 +206,39 @@ def check_claims(table: pd.DataFrame, cfg: Config) -> list[Claim]:
               f"{fmt('augshift')} vs {fmt('blurpool')} ({n})",
               bool(cons["augshift"] >= cons["blurpool"])),
     ]
+
+
+def prose_numbers(table: pd.DataFrame, claims: list[Claim], cfg: Config) -> dict[str, str]:
+    """The numbers and verdicts the chapter's "Reading the numbers" quotes, from this run, as glue
+    variables (see ``posinfo.results.glue_prose``); accuracies and consistencies in %."""
+    s, c = summary(table, cfg), f"cons{cfg.cons_shift}"
+    cons = _main(table, "consistency", cfg.cons_shift)
+    gain, top1_gap = cons["augshift"] - cons["baseline"], _main(table, "top1", 0).pipe(
+        lambda t: t["augshift"] - t["baseline"])
+    signed = lambda v: ", ".join(f"{x:+.1f}" for x in v)  # noqa: E731
+    out = {f"s{i + 1}": holds_text(cl.holds) for i, cl in enumerate(claims)}
+    out |= {f"{m}_{name}": f"{s.loc[m, f'{k}_mean']:.1f}" for m in PAPER_MODELS
+            for name, k in (("top1", "top1"), ("cons", c))}
+    out |= {"cons_wins": f"{int((gain > 0).sum())} of {len(gain)}", "cons_gains": signed(gain),
+            "cons_gain_mean": f"{gain.mean():.1f}", "top1_gaps": signed(top1_gap),
+            "top1_sd_range": f"{s.top1_sd.min():.0f}-{s.top1_sd.max():.0f}",
+            "combination_top1": (f"{s.loc['augshift+blurpool', 'top1_mean']:.1f}%"
+                                 if "augshift+blurpool" in s.index else "not trained in this run")}
+    return out | _sweep_prose(table, cfg)
+
+
+def _sweep_prose(table: pd.DataFrame, cfg: Config) -> dict[str, str]:
+    """AugShift without its feature term (lambda = 0) against ``cfg.lam``, in words."""
+    sweep = sweep_table(table)
+    if 0.0 not in sweep.index or cfg.lam not in sweep.index or cfg.lam == 0.0:
+        return {"sweep_finding": "the sweep did not include lambda = 0 and this run's lambda"}
+    a, b = sweep.loc[0.0], sweep.loc[cfg.lam]
+    word = lambda m: "more" if a[m] > b[m] else "less" if a[m] < b[m] else "as"  # noqa: E731
+    return {"sweep_finding": f"measured against lambda = {cfg.lam:g}, AugShift without its feature "
+                             f"term (lambda = 0: two shifted views and two cross-entropies) was "
+                             f"{word('top1')} accurate ({a.top1:.1f} against {b.top1:.1f}) and "
+                             f"{word('consistency')} consistent ({a.consistency:.1f} against "
+                             f"{b.consistency:.1f})"}
 
 
 def curve_table(table: pd.DataFrame) -> pd.DataFrame:

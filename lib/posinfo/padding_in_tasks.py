@@ -36,6 +36,7 @@ from posinfo.encoders import build_encoder, imagenet_weights_file
 from posinfo.padding import MIN_NOPAD_SIZE, distance_to_border
 from posinfo.params import ChapterSpec, Config
 from posinfo.pretrain import PretrainConfig, synthetic_encoder
+from posinfo.results import decimal, holds_text
 from posinfo.scenes import CLASS_NAMES, SyntheticScenes
 
 PADDINGS = ("zero", "none")
@@ -479,6 +480,45 @@ def check_claims(table: pd.DataFrame, cfg: Config) -> list:
                         for p in spc.index),
               bool(all(dense_better.values()))),
     ]
+
+
+def prose_numbers(table: pd.DataFrame, claims: list, classification_record: dict) -> dict[str, str]:
+    """The numbers and verdicts the chapter's "Reading the numbers" quotes, from this run (on the
+    first test set of each task), as glue variables (see ``posinfo.results.glue_prose``)."""
+    fm, mae = _task_metric(table, "saliency", "f_measure"), _task_metric(table, "saliency", "mae")
+    miou = _task_metric(table, "segmentation", "miou")
+    out = {f"t{i + 1}": holds_text(c.holds) for i, c in enumerate(claims)}
+    out |= {f"{name}_{pad}": decimal(frame.iloc[0][pad], digits) for name, frame, digits in
+            (("f", fm, 2), ("mae", mae, 3)) for pad in ("zero", "none")}
+    out |= {f"miou_{pad}": f"{100 * miou.iloc[0][pad]:.0f}" for pad in ("zero", "none")}
+    out["classifier_accuracy"] = (f"{classification_record['val_accuracy']:.0%}"
+                                  if classification_record else "not measured")
+    out |= _border_prose(table, fm.index[0]) | _probe_prose(_probe_spc(table))
+    return out
+
+
+def _border_prose(table: pd.DataFrame, test_set: str) -> dict[str, str]:
+    """Saliency MAE in the border band and the interior, with and without padding, in words."""
+    sel = table[(table.experiment == "task") & (table.task == "saliency") & (table.test_set == test_set)]
+    v = sel.set_index(["metric", "padding"]).value
+    out = {f"mae_{r}_{pad}": decimal(v[f"mae_{r}", pad], 3)
+           for r in ("border", "interior") for pad in ("zero", "none")}
+    rise = {r: v[f"mae_{r}", "none"] - v[f"mae_{r}", "zero"] for r in ("border", "interior")}
+    out["where_cost"] = (
+        "the interior loses more than the border band, so the cost is not confined to the border: "
+        "the unpadded network's stretched maps put every stage's content in the wrong place, not "
+        "only near the edge" if rise["interior"] > rise["border"] else
+        "the border band loses more than the interior, so most of the cost sits near the edge")
+    return out
+
+
+def _probe_prose(spc: pd.DataFrame) -> dict[str, str]:
+    """Natural-image SPC of H and G per encoder, and whether every task lowered it."""
+    out = {f"spc_{p}_{t}": decimal(spc.loc[p, t]) for p in ("H", "G") for t in PROBED}
+    lowered = all(spc.loc[p, t] < spc.loc[p, "untrained"] for p in ("H", "G") for t in TRAINED_FOR)
+    out["training_effect"] = ("every task lowered what the readout finds" if lowered else
+                              "not every task lowered what the readout finds")
+    return out
 
 
 # --- figures and summary ----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from posinfo import position_channels as pc
 from posinfo.params import ChapterSpec, Config
 from posinfo.region_miou import IGNORE, REGIONS, confusion, miou
+from posinfo.results import decimal, holds_text
 from posinfo.segmenter import (Segmenter, SegmenterTraining, cached_segmenter, load_weights_file,
                                resnet50_deeplabv3)
 from posinfo.streets import STREET_CLASSES, STREETS_VERSION, street_scenes
@@ -394,6 +395,54 @@ def check_claims(table: pd.DataFrame, cfg: Config) -> list:
               f"left below right in {int((left < right).sum())} of {len(left)})",
               bool(left.mean() < right.mean())),
     ]
+
+
+def prose_numbers(table: pd.DataFrame, claims: list) -> dict[str, str]:
+    """The numbers and verdicts the chapter's "Reading the numbers" quotes, from this run, as glue
+    variables (see ``posinfo.results.glue_prose``). Drops are in mIoU points from each segmenter's
+    own baseline, averaged over the segmenters, listed over the run's shares of the channels."""
+    attack = table[table.experiment == "attack"]
+    counts = sorted(attack.n_channels.unique())
+    n5, spread = nearest_count(table, 0.05), lambda v: decimal(v.max() - v.min())  # noqa: E731
+    shares = [f"{100 * f:.0f}%" for f in attack.drop_duplicates("n_channels").sort_values(
+        "n_channels").fraction]
+    out = {f"r{i + 1}": holds_text(c.holds) for i, c in enumerate(claims)}
+    out |= {"baseline": f"{miou_at(table, 'none', 0).mean():.1f}", "n5": str(n5),
+            "channels": str(round(n5 / attack[attack.n_channels == n5].fraction.iloc[0])),
+            "shares": _listed(shares), "segmenters": str(table.run.nunique())}
+    out |= {f"drops_{r}": _listed([decimal(v) for v in _drops(table, "attack", r, "all")["drop"]])
+            for r in (*ATTACK_RANKINGS, "random")}
+    top, rnd = per_run(table, "overall", n5), per_run(table, "random", n5)
+    draws = with_drops(table, attack[(attack.ranking == "random") & (attack.n_channels == n5)])
+    out |= {"overall_below_random_n5": f"{int((top < rnd).sum())} of {len(top)}",
+            "random_range_n5": spread(draws[draws.region == "all"]["drop"]),
+            "random_sd_left_n5": decimal(draws[draws.region == "left"]["drop"].std())}
+    weaker = sum(_drops(table, "attack", "magnitude", "all")["drop"]
+                 < _drops(table, "attack", "overall", "all")["drop"])
+    out["magnitude_vs_overall"] = f"less than the flip-ranked ones at {weaker} of {len(counts)} shares"
+    return out | _region_prose(table, n5)
+
+
+def _region_prose(table: pd.DataFrame, n5: int) -> dict[str, str]:
+    """The region attack in numbers: drops of each half's mIoU under the left- and right-specific
+    rankings, at every share and, at about 5%, per segmenter."""
+    out = {}
+    for half in ("left", "right"):
+        d = {side: _drops(table, "region attack", side, half)["drop"] for side in ("left", "right")}
+        own, other = d[half], d["right" if half == "left" else "left"]
+        out |= {f"{side}_on_{half}": _listed([decimal(v) for v in d[side]]) for side in d}
+        out[f"own_first_on_{half}"] = f"{int((own > other).sum())} of {len(own)}"
+    rows = table[(table.experiment == "region attack") & (table.n_channels == n5)
+                 & (table.region == "left")]
+    drops = with_drops(table, rows).pivot_table(index="run", columns="ranking", values="drop")
+    out["left_first_n5"] = f"{int((drops.left > drops.right).sum())} of {len(drops)}"
+    out["pairs_n5"] = ", ".join(f"{decimal(a)}/{decimal(b)}" for a, b in zip(drops.left, drops.right))
+    return out
+
+
+def _listed(items: list[str]) -> str:
+    """``["a", "b", "c"] -> "a, b and c"``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 # --- tables and figures ---------------------------------------------------------------------------------

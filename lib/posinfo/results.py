@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,34 @@ def profile_banner(cfg: Any) -> Any:
     knobs = ", ".join(f"`{k}={v!r}`" for k, v in cfg.knobs.items() if k != "cache_dir")
     return Markdown(f"> **Profile: {cfg.profile}.** The outputs of this page were computed with the "
                     f"**{cfg.profile}** profile, seed {cfg.seed}, on {cfg.device.type}. Knobs: {knobs}.")
+
+
+def glue_prose(values: Mapping[str, str]) -> None:
+    """Hand this run's numbers and verdicts to the chapter's prose.
+
+    Each value becomes a myst-nb glue variable, pasted into the Markdown as {glue:text}`name` when
+    the book is built, so the text always quotes the run it sits in. Nothing is shown in the
+    notebook.
+
+    Args:
+        values: Variable name -> the text to paste (numbers already formatted).
+    """
+    from myst_nb import glue
+    for name, text in values.items():
+        if not isinstance(text, str):
+            raise TypeError(f"glue value {name!r} must be formatted text, got {type(text).__name__}")
+        glue(name, text, display=False)
+
+
+def decimal(value: float, digits: int = 2) -> str:
+    """A number the way the prose writes scores below one: ``0.4567 -> ".46"``, ``-0.04 -> "-.04"``."""
+    text = f"{value:.{digits}f}"
+    return text.replace("0.", ".", 1) if abs(value) < 1 else text
+
+
+def holds_text(holds: bool) -> str:
+    """A claim's verdict as the prose says it."""
+    return "holds" if holds else "does not hold"
 
 
 def read_back(folder: str | Path, claims: Sequence[Claim], columns: set[str]) -> pd.DataFrame:
