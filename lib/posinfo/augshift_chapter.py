@@ -223,7 +223,10 @@ def prose_numbers(table: pd.DataFrame, claims: list[Claim], cfg: Config) -> dict
             "cons_gain_mean": f"{gain.mean():.1f}", "top1_gaps": signed(top1_gap),
             "top1_sd_range": f"{s.top1_sd.min():.0f}-{s.top1_sd.max():.0f}",
             "combination_top1": (f"{s.loc['augshift+blurpool', 'top1_mean']:.1f}%"
-                                 if "augshift+blurpool" in s.index else "not trained in this run")}
+                                 if "augshift+blurpool" in s.index else "not trained in this run"),
+            "blurpool_pace": ("BlurPool learns more slowly at this budget"
+                              if s.loc["blurpool", "top1_mean"] < s.loc["baseline", "top1_mean"]
+                              else "BlurPool learns as fast as the plain network at this budget")}
     return out | _sweep_prose(table, cfg)
 
 
