@@ -182,5 +182,6 @@ def test_prose_numbers_follow_the_table():
     assert words["left_on_left"] == "12.00 and 12.00" and words["right_on_left"] == "6.00 and 6.00"
     assert words["own_first_on_left"] == "2 of 2" and words["left_first_n5"] == "1 of 2"
     assert words["pairs_n5"] == "20.00/6.00, 4.00/6.00"
+    assert words["left_gap_n5"] == "6.00"  # mean 12 against mean 6
     # right half: left-specific 5, right-specific 6 below each baseline
     assert words["own_first_on_right"] == "2 of 2"

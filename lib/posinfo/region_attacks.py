@@ -437,6 +437,7 @@ def _region_prose(table: pd.DataFrame, n5: int) -> dict[str, str]:
     drops = with_drops(table, rows).pivot_table(index="run", columns="ranking", values="drop")
     out["left_first_n5"] = f"{int((drops.left > drops.right).sum())} of {len(drops)}"
     out["pairs_n5"] = ", ".join(f"{decimal(a)}/{decimal(b)}" for a, b in zip(drops.left, drops.right))
+    out["left_gap_n5"] = decimal(drops.left.mean() - drops.right.mean())
     return out
 
 
