@@ -62,12 +62,12 @@ def main() -> None:
     with torch.no_grad():
         spc_online = score(predict(online, concat_levels(encoder(test), grid), args.size), gt).spc
 
-    print(f"{args.arch} (width {width}), {args.size} px, {args.n_train} images, "
+    print(f"{args.arch} (width {width}, random weights), {args.size} px, {args.n_train} images, "
           f"{args.epochs} epochs, pattern {args.pattern}, {args.threads} threads")
     print(f"cached features (computed once): {t_cached:8.1f} s   SPC {spc_cached:.3f}")
     print(f"encoder every epoch (paper):     {t_online:8.1f} s   SPC {spc_online:.3f}")
     print(f"speed-up: {t_online / t_cached:.1f}x")
-    setting = (f"{args.arch} (width {width}), {args.size} px, {args.n_train} images, {args.epochs} epochs, "
+    setting = (f"{args.arch} (width {width}, random weights), {args.size} px, {args.n_train} images, {args.epochs} epochs, "
                f"pattern {args.pattern}, {args.threads} threads")
     rows = [dict(readout="cached features (computed once)", seconds=round(t_cached, 1), SPC=round(spc_cached, 3)),
             dict(readout="encoder every epoch (paper)", seconds=round(t_online, 1), SPC=round(spc_online, 3))]

@@ -94,3 +94,11 @@ def test_claims_are_computed_from_the_numbers(tmp_path):
     assert [c.holds for c in gc.check_claims(worse, cfg)] == [False, False, False]
     wide = gc.accuracy_table(paper_like)
     assert ("location", 3, "paper") in wide.columns and wide.loc[("zero", "gapnet"), ("location", 7, "ours")] == 100
+
+
+def test_training_length_note_follows_the_best_epochs():
+    levelled = gc._training_length_note([9, 9, 6], 10, 64)
+    assert levelled.startswith("PermuteNet's best validation epochs were 9, 9, 6 of 10: none was")
+    assert "still learning" not in levelled and "64 pooled channels" in levelled
+    learning = gc._training_length_note([10, 7], 10, 64)
+    assert learning.startswith("In 1 of 2 runs PermuteNet's best validation epoch was its last (10)")
