@@ -102,3 +102,9 @@ def test_training_length_note_follows_the_best_epochs():
     assert "still learning" not in levelled and "64 pooled channels" in levelled
     learning = gc._training_length_note([10, 7], 10, 64)
     assert learning.startswith("In 1 of 2 runs PermuteNet's best validation epoch was its last (10)")
+
+
+def test_image_task_spread_matches_the_papers_table():
+    paper = gc._image_task(gc.paper_table1().query("task == 'image'"))
+    assert (round(paper.gap.min(), 1), round(paper.gap.max(), 1)) == (9.0, 17.2)
+    assert (paper.permutenet.min(), paper.permutenet.max()) == (65.7, 73.6)

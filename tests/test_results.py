@@ -50,9 +50,11 @@ def test_read_back_checks_the_contract(tmp_path):
 
 def test_prose_helpers(monkeypatch):
     import myst_nb
-    from posinfo.results import decimal, glue_prose, holds_text
+    from posinfo.results import decimal, glue_prose, holds_text, verdicts
     assert decimal(0.4567) == ".46" and decimal(-0.04) == "-.04" and decimal(9.5) == "9.50"
     assert decimal(0.0123, 3) == ".012" and holds_text(False) == "does not hold"
+    assert verdicts([Claim("T2", "c", "p", "o", True), Claim("R4", "c", "p", "o", False)]) == {
+        "t2": "holds", "r4": "does not hold"}
     glued = []
     monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: glued.append((name, value, display)))
     glue_prose({"a": ".5", "b": "holds"})

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from posinfo import augshift
 from posinfo.augshift import NetSpec, TrainSpec
 from posinfo.params import ChapterSpec, Config
-from posinfo.results import Claim, holds_text
+from posinfo.results import Claim, verdicts
 from posinfo.shift_consistency import consistency, consistency_curve
 
 DATASETS: tuple[str, ...] = ("scenes", "cifar10", "cifar100", "imagenet")
@@ -213,10 +213,10 @@ def prose_numbers(table: pd.DataFrame, claims: list[Claim], cfg: Config) -> dict
     variables (see ``posinfo.results.glue_prose``); accuracies and consistencies in %."""
     s, c = summary(table, cfg), f"cons{cfg.cons_shift}"
     cons = _main(table, "consistency", cfg.cons_shift)
-    gain, top1_gap = cons["augshift"] - cons["baseline"], _main(table, "top1", 0).pipe(
-        lambda t: t["augshift"] - t["baseline"])
+    top1 = _main(table, "top1", 0)
+    gain, top1_gap = cons["augshift"] - cons["baseline"], top1["augshift"] - top1["baseline"]
     signed = lambda v: ", ".join(f"{x:+.1f}" for x in v)  # noqa: E731
-    out = {f"s{i + 1}": holds_text(cl.holds) for i, cl in enumerate(claims)}
+    out = verdicts(claims)
     out |= {f"{m}_{name}": f"{s.loc[m, f'{k}_mean']:.1f}" for m in PAPER_MODELS
             for name, k in (("top1", "top1"), ("cons", c))}
     out |= {"cons_wins": f"{int((gain > 0).sum())} of {len(gain)}", "cons_gains": signed(gain),

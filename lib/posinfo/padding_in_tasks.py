@@ -36,7 +36,7 @@ from posinfo.encoders import build_encoder, imagenet_weights_file
 from posinfo.padding import MIN_NOPAD_SIZE, distance_to_border
 from posinfo.params import ChapterSpec, Config
 from posinfo.pretrain import PretrainConfig, synthetic_encoder
-from posinfo.results import decimal, holds_text
+from posinfo.results import decimal, verdicts
 from posinfo.scenes import CLASS_NAMES, SyntheticScenes
 
 PADDINGS = ("zero", "none")
@@ -487,7 +487,7 @@ def prose_numbers(table: pd.DataFrame, claims: list, classification_record: dict
     first test set of each task), as glue variables (see ``posinfo.results.glue_prose``)."""
     fm, mae = _task_metric(table, "saliency", "f_measure"), _task_metric(table, "saliency", "mae")
     miou = _task_metric(table, "segmentation", "miou")
-    out = {f"t{i + 1}": holds_text(c.holds) for i, c in enumerate(claims)}
+    out = verdicts(claims)
     out |= {f"{name}_{pad}": decimal(frame.iloc[0][pad], digits) for name, frame, digits in
             (("f", fm, 2), ("mae", mae, 3)) for pad in ("zero", "none")}
     out |= {f"miou_{pad}": f"{100 * miou.iloc[0][pad]:.0f}" for pad in ("zero", "none")}

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from posinfo import position_channels as pc
 from posinfo.params import ChapterSpec, Config
 from posinfo.region_miou import IGNORE, REGIONS, confusion, miou
-from posinfo.results import decimal, holds_text
+from posinfo.results import decimal, verdicts
 from posinfo.segmenter import (Segmenter, SegmenterTraining, cached_segmenter, load_weights_file,
                                resnet50_deeplabv3)
 from posinfo.streets import STREET_CLASSES, STREETS_VERSION, street_scenes
@@ -406,7 +406,7 @@ def prose_numbers(table: pd.DataFrame, claims: list) -> dict[str, str]:
     n5, spread = nearest_count(table, 0.05), lambda v: decimal(v.max() - v.min())  # noqa: E731
     shares = [f"{100 * f:.0f}%" for f in attack.drop_duplicates("n_channels").sort_values(
         "n_channels").fraction]
-    out = {f"r{i + 1}": holds_text(c.holds) for i, c in enumerate(claims)}
+    out = verdicts(claims)
     out |= {"baseline": f"{miou_at(table, 'none', 0).mean():.1f}", "n5": str(n5),
             "channels": str(round(n5 / attack[attack.n_channels == n5].fraction.iloc[0])),
             "shares": _listed(shares), "segmenters": str(table.run.nunique())}

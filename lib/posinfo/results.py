@@ -113,6 +113,11 @@ def holds_text(holds: bool) -> str:
     return "holds" if holds else "does not hold"
 
 
+def verdicts(claims: Sequence[Claim]) -> dict[str, str]:
+    """Each claim's verdict in words, keyed by its lower-case id (``"E1" -> "e1"``)."""
+    return {c.id.lower(): holds_text(c.holds) for c in claims}
+
+
 def read_back(folder: str | Path, claims: Sequence[Claim], columns: set[str]) -> pd.DataFrame:
     """Read a run's ``results.csv`` and ``claims.json`` back and check them against the contract.
 
