@@ -18,14 +18,13 @@ import time
 from pathlib import Path
 
 import torch
-
-from posinfo.atomic import write_text
-from posinfo.encoders import build_encoder
-from posinfo.features import concat_levels, multilevel_features
-from posinfo.metrics import score
-from posinfo.readout import ReadoutTraining, fit_readout, predict
-from posinfo.scenes import SyntheticScenes
-from posinfo.targets import position_map
+from posinfo.cache import write_text
+from posinfo.data.scenes import SyntheticScenes
+from posinfo.data.targets import position_map
+from posinfo.metrics.position import score
+from posinfo.models.encoders import build_encoder
+from posinfo.probe.features import concat_levels, multilevel_features
+from posinfo.probe.readout import ReadoutTraining, fit_readout, predict
 
 
 def main() -> None:

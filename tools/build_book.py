@@ -18,8 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
-
-from posinfo import report
+from posinfo.book import report
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("_config.yml", "_toc.yml", "references.bib", "_static", "book")

@@ -1,17 +1,21 @@
 """posinfo: the library behind the book "Where do CNNs keep absolute position?".
 
-One concept per module:
+A shared core and one module per chapter (the map from each chapter to its code is in
+``lib/posinfo/README.md``):
 
-- :mod:`posinfo.targets`: ground-truth position maps (H, V, G, HS, VS) and synthetic inputs.
-- :mod:`posinfo.scenes`: the embedded dataset of generated scenes.
-- :mod:`posinfo.datasets`: real datasets for the paper profile.
-- :mod:`posinfo.encoders`: VGG16 / ResNet multi-level feature extractors with switchable padding.
-- :mod:`posinfo.pretrain`: the book's "synthetic" encoders, trained once on the scenes and cached.
-- :mod:`posinfo.features`: computing frozen features once and caching them.
-- :mod:`posinfo.readout`: the position-encoding readout (PosENet) and its least-squares bound.
-- :mod:`posinfo.metrics`: SPC and MAE.
-- :mod:`posinfo.params`: chapter parameters and profiles.
-- :mod:`posinfo.results`: results tables, claims and figures written by each chapter.
+- :mod:`posinfo.data`: position targets, generated scenes and streets, grid inputs, the real
+  datasets and their loaders.
+- :mod:`posinfo.models`: encoders, the book's pre-training, the dense network, the segmenter,
+  GAPNet/PermuteNet, AugShift's classifiers, the corner network.
+- :mod:`posinfo.probe`: the readout (PosENet), multi-level features, position channels, and the
+  probing chapters 1-4 share.
+- :mod:`posinfo.metrics`: position scores, dense-task scores, shift consistency.
+- :mod:`posinfo.book`: parameters and profiles, results and verdicts, the chapter contract, the
+  generated pages, figures, the explorer, the papers' tables.
+- :mod:`posinfo.cache`: atomic writes, fingerprints, safe loading, and the one helper that trains,
+  checkpoints, resumes and caches a network.
+- :mod:`posinfo.chapters`: ``chNN_<name>`` runs ``book/NN_<name>.ipynb``; no chapter module
+  imports another.
 """
 
 __version__ = "0.1.0"

@@ -1,0 +1,65 @@
+"""Every chapter module keeps the one contract of posinfo.book.contract, and every notebook uses
+its own module through it."""
+
+import importlib
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from posinfo.book.contract import contract_violations, module_name
+from posinfo.book.params import PROFILES, resolve
+
+BOOK = Path(__file__).resolve().parents[2] / "book"
+NOTEBOOKS = sorted(p.stem for p in BOOK.glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_there_are_seven_chapters():
+    assert len(NOTEBOOKS) == 7
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_chapter_module_keeps_the_contract(stem, tmp_path):
+    module = importlib.import_module(module_name(stem))
+    assert contract_violations(module) == []
+    assert module.SPEC.chapter == stem
+    for profile in PROFILES:  # every profile sets the same knobs; the smoke one runs as it is
+        cfg = resolve(module.SPEC, dict(profile=profile, seed=0, device="cpu", data_root=str(tmp_path),
+                                        out_dir=str(tmp_path / "out")))
+        assert set(cfg.knobs) == set(module.SPEC.knobs)
+    module.validate(resolve(module.SPEC, dict(profile="smoke", seed=0, device="cpu",
+                                              data_root=str(tmp_path), out_dir=str(tmp_path))))
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_notebook_goes_through_its_module(stem):
+    cells = json.loads((BOOK / f"{stem}.ipynb").read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    alias = next(line.split(" as ")[-1].strip() for line in code.splitlines()
+                 if line.startswith(f"from posinfo.chapters import ch{stem}"))
+    for call in (f"resolve({alias}.SPEC, globals())", f"{alias}.validate(cfg)",
+                 f"{alias}.check_claims(", f"{alias}.regression_summary("):
+        assert call in code, f"{stem}.ipynb does not call {call}"
+    imported = {line.split()[3] for line in code.splitlines() if line.startswith("from posinfo.chapters import")}
+    assert imported == {f"ch{stem}"}, f"{stem}.ipynb imports another chapter's module"
+
+
+def test_violations_are_reported():
+    def validate(cfg):
+        pass
+
+    def check_claims(table, cfg, extra=None):
+        return []
+
+    def regression_summary(table, cfg):
+        return {}
+
+    fake = SimpleNamespace(__name__="posinfo.chapters.ch09_fake", SPEC=None, validate=validate,
+                           check_claims=check_claims, regression_summary=regression_summary)
+    problems = contract_violations(fake)
+    assert "SPEC is not a ChapterSpec" in problems
+    assert any(p.startswith("check_claims") for p in problems)
+    assert any(p.startswith("regression_summary") for p in problems)
+    with pytest.raises(ValueError, match="NN_<name>"):
+        module_name("existence")

@@ -1,0 +1,94 @@
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from posinfo.book import report
+from posinfo.book.results import Claim, write_claims, write_results
+
+
+def _chapter(root: Path, chapter: str, profile: str, claims: list[Claim], wall: float | None = None) -> None:
+    folder = root / chapter
+    write_results(pd.DataFrame({"value": [1.0]}), folder, profile=profile, seed=0)
+    write_claims(claims, folder)
+    if wall is not None:
+        (folder / "wall_seconds.txt").write_text(str(wall))
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    _chapter(tmp_path, "01_a", "default", [Claim("A1", "a | b", "0.5", "0.9", True),
+                                           Claim("A2", "c", "1", "0", False)], wall=90)
+    _chapter(tmp_path, "02_b", "default", [Claim("B1", "d", "2", "2", True)])
+    return tmp_path
+
+
+def test_read_claims_takes_profile_and_seed_from_results(results: Path) -> None:
+    claims = report.read_claims(results)
+    assert list(claims.id) == ["A1", "A2", "B1"]
+    assert set(claims.profile) == {"default"} and set(claims.seed) == {0}
+    assert list(claims.holds) == [True, False, True]
+
+
+def test_read_claims_rejects_malformed_file(tmp_path: Path) -> None:
+    (tmp_path / "01_a").mkdir()
+    (tmp_path / "01_a" / "claims.json").write_text(json.dumps([{"id": "A1", "holds": True}]))
+    with pytest.raises(ValueError, match="expected a list"):
+        report.read_claims(tmp_path)
+
+
+def test_scorecard_counts_links_and_escapes(results: Path) -> None:
+    titles = {"01_a": "1. A", "02_b": "2. B", "03_c": "3. C"}
+    page = report.scorecard_markdown(report.read_claims(results), titles, {"01_a": "tested"})
+    assert "2 of 3 claims hold in 2 chapters" in page
+    assert "| 1. A | 1 of 2 |" in page and "| 3. C | not run |" in page  # the summary table
+    assert "## [1. A](01_a.ipynb#tested)" in page and "## [2. B](02_b.ipynb)" in page
+    assert "a \\| b" in page  # a pipe in a claim does not break the table
+    assert "**does not hold**" in page
+    assert "not run for this build" in page.split("## [3. C]")[1]
+
+
+def test_scorecard_has_a_column_pair_per_profile(results: Path, tmp_path: Path) -> None:
+    paper = tmp_path / "paper_results"
+    _chapter(paper, "01_a", "paper", [Claim("A1", "a | b", "0.5", "0.4", False)])
+    claims = pd.concat([report.read_claims(results), report.read_claims(paper)])
+    page = report.scorecard_markdown(claims, {"01_a": "1. A"})
+    assert "ours (default) | holds (default) | ours (paper) | holds (paper)" in page
+    row = next(line for line in page.splitlines() if line.startswith("| A2"))
+    assert row.endswith("| not run |")  # A2 was not run under the paper profile
+
+
+def test_heading_anchor_follows_myst() -> None:
+    assert report.heading_anchor("## The paper's findings, tested") == "the-papers-findings-tested"
+    assert report.heading_anchor("## The findings, tested") == "the-findings-tested"
+
+
+def test_chapter_runs_and_appendix(results: Path) -> None:
+    runs = report.chapter_runs(results, {"01_a": "1. A", "02_b": "2. B"})
+    assert runs.wall_minutes.iloc[0] == pytest.approx(1.5) and pd.isna(runs.wall_minutes.iloc[1])
+    page = report.appendix_markdown(runs, {"torch": "2.0"}, {"CPU cores": "2"}, built="today")
+    assert "| 1. A | default | 0 | 1.5 min |" in page and "not timed" in page
+    assert "| torch | 2.0 |" in page and "| CPU cores | 2 |" in page
+
+
+def test_package_versions_reads_pins(tmp_path: Path) -> None:
+    req = tmp_path / "requirements.txt"
+    req.write_text("# comment\npandas==1.0\nno-such-package-xyz==1.0\n")
+    versions = report.package_versions(req)
+    assert versions["pandas"] == pd.__version__ and versions["no-such-package-xyz"] == "missing"
+
+
+def test_benchmark_page_with_and_without_measurement(results: Path) -> None:
+    runs = report.chapter_runs(results, {"01_a": "1. A"})
+    assert "was not run" in report.benchmark_markdown(None, runs)
+    bench = dict(setting="vgg16", speedup=5.0,
+                 rows=[dict(readout="cached", seconds=6.3, SPC=0.99), dict(readout="online", seconds=31.5, SPC=0.99)])
+    page = report.benchmark_markdown(bench, runs)
+    assert "**5.0x**" in page and "| cached | 6.3 | 0.99 |" in page
+
+
+def test_hardware_reports_the_chapters_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POSINFO_CHAPTER_THREADS", "3")
+    assert report.hardware()["torch threads per chapter"] == "3"
+    monkeypatch.delenv("POSINFO_CHAPTER_THREADS")
+    assert report.hardware()["torch threads per chapter"] == "not recorded"

@@ -1,0 +1,84 @@
+import itertools
+
+import pandas as pd
+import pytest
+from posinfo.book.params import resolve
+from posinfo.chapters import ch01_existence as existence
+from posinfo.data.datasets import DatasetNotFoundError
+from posinfo.probe.probing import RAW, TEST_SETS
+
+
+def config(tmp_path, **knobs):
+    return resolve(existence.SPEC, dict(profile="smoke", seed=0, device="cpu", data_root=str(tmp_path),
+                                        out_dir=str(tmp_path / "out")) | knobs)
+
+
+def fake_table(spc: dict, mae: dict) -> pd.DataFrame:
+    """A results table where encoder e has SPC spc[e][pattern] and MAE mae[e] on every input."""
+    rows = []
+    for enc, pattern, test_set in itertools.product(spc, ("H", "V", "G", "HS", "VS"),
+                                                    TEST_SETS):
+        weights = "none" if enc == RAW else "synthetic"
+        for metric, value in (("spc_paper", spc[enc][pattern]), ("mae", mae[enc])):
+            rows.append(dict(source=enc, encoder=enc, weights=weights, readout="sgd",
+                             pattern=pattern, test_set=test_set, metric=metric, value=value))
+    return pd.DataFrame(rows)
+
+
+PAPER_LIKE = {
+    RAW: dict(H=0.01, V=0.13, G=0.0, HS=0.0, VS=0.0),
+    "vgg16_bn": dict(H=0.74, V=0.82, G=0.81, HS=0.40, VS=0.37),
+    "resnet18": dict(H=0.93, V=0.95, G=0.94, HS=0.53, VS=0.52),
+}
+
+
+def test_claims_hold_on_paper_like_numbers(tmp_path):
+    table = fake_table(PAPER_LIKE, {RAW: 0.25, "vgg16_bn": 0.15, "resnet18": 0.08})
+    claims = existence.check_claims(table, config(tmp_path))
+    assert [c.id for c in claims] == ["E1", "E2", "E3", "E4", "E5", "E6"]
+    assert all(c.holds for c in claims)
+
+
+def test_each_claim_can_fail(tmp_path):
+    cfg = config(tmp_path)
+    bad = {k: dict(v) for k, v in PAPER_LIKE.items()}
+    bad[RAW]["V"] = 0.6        # E1: the raw readout finds position; E2 gain shrinks
+    bad["resnet18"]["H"] = 0.70          # E4: ResNet below VGG on H
+    bad["vgg16_bn"]["HS"] = 0.9             # E5: a stripe pattern easier than H
+    table = fake_table(bad, {RAW: 0.25, "vgg16_bn": 0.30, "resnet18": 0.08})  # E6 fails
+    holds = {c.id: c.holds for c in existence.check_claims(table, cfg)}
+    assert holds == {"E1": False, "E2": False, "E3": True, "E4": False, "E5": False, "E6": False}
+
+
+def test_spec_rejects_bad_parameters_before_work(tmp_path):
+    with pytest.raises(ValueError, match="encoders"):
+        config(tmp_path, encoders=["vgg19"])
+    with pytest.raises(ValueError, match="patterns"):
+        config(tmp_path, patterns=["H", "D"])
+    with pytest.raises(ValueError, match="does not declare"):
+        config(tmp_path, epochs=3)
+
+
+def test_imagenet_weights_missing_fail_before_work(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="ImageNet weights for vgg16"):
+        existence.validate(config(tmp_path, weights="imagenet", encoders=["vgg16", "resnet18"],
+                                  vgg_width=1.0))
+
+
+def test_paper_profile_without_data_fails_naming_the_dataset(tmp_path):
+    cfg = config(tmp_path, profile="paper", device="cpu")
+    with pytest.raises(DatasetNotFoundError, match="duts-train|DUT"):
+        existence.validate(cfg)
+
+
+def test_validate_catches_inconsistent_knobs(tmp_path):
+    with pytest.raises(ValueError, match="no image size for resnet18"):
+        existence.validate(config(tmp_path, pretrain_size={"vgg16_bn": 32}))
+    with pytest.raises(ValueError, match="vgg_width=1.0"):
+        existence.validate(config(tmp_path, weights="imagenet", vgg_width=0.5))
+    with pytest.raises(ValueError, match="one VGG with one ResNet"):
+        existence.validate(config(tmp_path, encoders=["resnet18", "resnet34"]))
+    with pytest.raises(ValueError, match="need all of"):
+        existence.validate(config(tmp_path, patterns=["H"]))
+    existence.validate(config(tmp_path))  # the smoke profile itself is fine

@@ -1,0 +1,108 @@
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torchvision
+from posinfo.book.params import resolve
+from posinfo.chapters import ch06_augshift as ch
+from posinfo.data.datasets import DatasetNotFoundError
+
+
+def config(tmp_path, **knobs):
+    return resolve(ch.SPEC, dict(profile="smoke", seed=0, device="cpu", data_root=str(tmp_path),
+                                 out_dir=str(tmp_path / "out"), cache_dir=str(tmp_path / "c"))
+                   | knobs)
+
+
+def test_validation_before_work(tmp_path):
+    ch.validate(config(tmp_path))
+    with pytest.raises(ValueError, match="torchrun"):
+        ch.validate(config(tmp_path, dataset="imagenet"))
+    with pytest.raises(ValueError, match="smaller than image_size"):
+        ch.validate(config(tmp_path, curve_shifts=[40]))
+    with pytest.raises(ValueError, match="unknown value 'svhn'"):
+        config(tmp_path, dataset="svhn")
+    with pytest.raises(DatasetNotFoundError, match="cifar-10-batches-py"):
+        ch.validate(config(tmp_path, dataset="cifar10"))
+
+
+def fake_cifar(root, n=6):
+    """CIFAR-10's python format with random pixels (torchvision's md5 check is bypassed)."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                 "labels": rng.integers(0, 10, n).tolist()}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [str(i) for i in range(10)]}))
+
+
+def test_cifar_goes_through_torchvision(tmp_path, monkeypatch):
+    fake_cifar(tmp_path)
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: True)
+    cfg = config(tmp_path, dataset="cifar10", n_train=8, n_test=None)
+    ch.validate(cfg)
+    data = ch.load_data(cfg)
+    assert data.train_x.shape == (8, 3, 32, 32) and data.test_x.shape == (6, 3, 32, 32)
+    assert data.num_classes == 10 and 0 <= data.train_x.min() and data.train_x.max() <= 1
+    assert "cifar10" in data.key
+
+
+def test_scenes_data(tmp_path):
+    data = ch.load_data(config(tmp_path))
+    assert data.train_x.shape == (32, 3, 32, 32) and data.test_y.shape == (16,)
+    again = ch.load_data(config(tmp_path))
+    assert torch.equal(data.train_x, again.train_x)
+
+
+def fake_table(top1, cons, seeds=2, shift=8):
+    rows = []
+    for model in top1:
+        for run in range(seeds):
+            rows += [dict(experiment="main", model=model, lam=1.0, run=run, metric="top1", shift=0,
+                          value=top1[model] + run),
+                     dict(experiment="main", model=model, lam=1.0, run=run,
+                          metric="consistency", shift=shift, value=cons[model] - run)]
+    return pd.DataFrame(rows)
+
+
+def test_claims_follow_the_numbers(tmp_path):
+    cfg = config(tmp_path)
+    table = fake_table({"baseline": 80, "augshift": 79, "blurpool": 80},
+                       {"baseline": 85, "augshift": 95, "blurpool": 90})
+    claims = {c.id: c.holds for c in ch.check_claims(table, cfg)}
+    assert claims == {"S1": True, "S2": True, "S3": True}
+    table = fake_table({"baseline": 80, "augshift": 75, "blurpool": 80},
+                       {"baseline": 85, "augshift": 84, "blurpool": 90})
+    claims = {c.id: c.holds for c in ch.check_claims(table, cfg)}
+    assert claims == {"S1": False, "S2": False, "S3": False}
+    s = ch.summary(table, cfg)
+    assert s.loc["augshift", "top1_mean"] == 75.5
+    assert s.loc["baseline", "cons8_sd"] == pytest.approx(0.7071, abs=1e-3)
+    assert list(ch.beside_paper(table, cfg).index) == ["baseline", "augshift", "blurpool"]
+
+
+def test_prose_numbers_follow_the_table(tmp_path):
+    cfg = config(tmp_path)
+    table = fake_table({"baseline": 80, "augshift": 79, "blurpool": 60},
+                       {"baseline": 85, "augshift": 95, "blurpool": 90})
+    sweep = [dict(experiment="lambda sweep", model="augshift", lam=lam, run=0, metric=m, shift=s,
+                  value=v) for lam, top1, cons in ((0.0, 81.0, 93.0), (1.0, 79.0, 95.0))
+             for m, s, v in (("top1", 0, top1), ("consistency", 8, cons))]
+    table = pd.concat([table, pd.DataFrame(sweep)], ignore_index=True)
+    words = ch.prose_numbers(table, ch.check_claims(table, cfg), cfg)
+    assert [words[k] for k in ("s1", "s2", "s3")] == ["holds", "holds", "holds"]
+    assert words["augshift_top1"] == "79.5" and words["blurpool_cons"] == "89.5"
+    assert words["cons_wins"] == "2 of 2" and words["cons_gains"] == "+10.0, +10.0"
+    assert words["top1_gaps"] == "-1.0, -1.0" and words["top1_sd_range"] == "1-1"
+    assert words["combination_top1"] == "not trained in this run"
+    assert words["blurpool_pace"] == "BlurPool learns more slowly at this budget"
+    fast = fake_table({"baseline": 80, "augshift": 79, "blurpool": 81},
+                      {"baseline": 85, "augshift": 95, "blurpool": 90})
+    assert "as fast" in ch.prose_numbers(fast, ch.check_claims(fast, cfg), cfg)["blurpool_pace"]
+    assert words["sweep_finding"].endswith("was more accurate (81.0 against 79.0) and less "
+                                           "consistent (93.0 against 95.0)")

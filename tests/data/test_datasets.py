@@ -1,0 +1,360 @@
+import filecmp
+import os
+import runpy
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from posinfo.data.datasets import (
+    DATASETS,
+    SALIENCY,
+    TORCHVISION,
+    DatasetNotFoundError,
+    ImageFolderDataset,
+    dataset_root,
+    saliency_dataset,
+    torchvision_dataset,
+)
+
+FIXTURES = Path(__file__).resolve().parents[2] / "data" / "fixtures"
+DUTS_NAMES = ["ILSVRC2012_test_00000004", "ILSVRC2012_test_00000018", "n01532829_13482"]
+
+
+@pytest.fixture
+def data_root(tmp_path):
+    """A writable copy of the fixtures, for tests that damage them."""
+    shutil.copytree(FIXTURES, tmp_path / "data", ignore=shutil.ignore_patterns("*.py"))
+    return tmp_path / "data"
+
+
+def write_image(path, mode="RGB", size=(10, 8), value=200):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, value if mode in ("L", "P") else (value,) * len(mode)).save(path)
+
+
+# --- the catalogue ------------------------------------------------------------------------------
+
+
+def test_catalogue_is_complete_and_documented():
+    expected = {"duts-train", "pascal-s", "msra-b", "ecssd", "dut-omron", "voc2012", "cifar10",
+                "cifar100", "cityscapes"}
+    assert set(DATASETS) == expected
+    assert set(SALIENCY) | set(TORCHVISION) == expected
+    readme = (FIXTURES.parent / "README.md").read_text()
+    for info in DATASETS.values():
+        assert info.url.startswith("http") and info.licence and info.citation
+        assert info.layout.startswith(info.folder + "/")
+        assert info.folder in readme and info.url in readme  # data/README.md states every layout
+
+
+# --- saliency datasets on the fixtures ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["duts-train", "pascal-s"])
+def test_saliency_fixture_loads(name):
+    ds = saliency_dataset(name, FIXTURES, size=12)
+    assert len(ds) == 3
+    for i in range(len(ds)):
+        image, mask = ds[i]
+        assert image.shape == (3, 12, 12) and image.dtype == torch.float32
+        assert 0 <= image.min() and image.max() <= 1 and image.max() > 0.5  # not normalised
+        assert mask.shape == (12, 12) and mask.dtype == torch.float32
+        assert set(mask.unique().tolist()) == {0.0, 1.0}
+        # the fixtures' object is bright and its mask covers it
+        assert image[0][mask.bool()].mean() > image[0][~mask.bool()].mean() + 0.3
+
+
+def test_files_are_in_name_order_and_masks_follow_them():
+    ds = saliency_dataset("pascal-s", FIXTURES, size=8)
+    assert [p.name for p in ds.images] == ["1.jpg", "10.jpg", "2.jpg"]  # by name, not number
+    assert [p.stem for p in ds.masks] == [p.stem for p in ds.images]
+    duts = saliency_dataset("duts-train", FIXTURES, size=8)
+    assert [p.stem for p in duts.images] == DUTS_NAMES
+
+
+def test_limit_keeps_the_first_images():
+    ds = saliency_dataset("duts-train", FIXTURES, size=8, limit=2)
+    assert len(ds) == 2 and [p.stem for p in ds.images] == DUTS_NAMES[:2]
+    full = saliency_dataset("duts-train", FIXTURES, size=8)
+    assert torch.equal(ds[1][0], full[1][0])
+    assert len(saliency_dataset("duts-train", FIXTURES, size=8, limit=100)) == 3
+    with pytest.raises(ValueError, match="positive"):
+        saliency_dataset("duts-train", FIXTURES, size=8, limit=0)
+
+
+def test_grey_fixture_image_becomes_three_equal_channels():
+    image, _ = saliency_dataset("pascal-s", FIXTURES, size=8)[1]  # 10.jpg is greyscale
+    assert Image.open(FIXTURES / "PASCAL-S" / "Imgs" / "10.jpg").mode == "L"
+    assert image.shape == (3, 8, 8)
+    assert torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "LA"])
+def test_any_image_mode_becomes_rgb(tmp_path, mode):
+    write_image(tmp_path / "img" / "a.png", mode=mode, value=255)
+    image, mask = ImageFolderDataset(tmp_path / "img", size=5)[0]
+    assert mask is None
+    assert image.shape == (3, 5, 5) and image.dtype == torch.float32
+    if mode != "P":
+        assert torch.allclose(image, torch.ones(3, 5, 5))
+
+
+def test_resize_is_bilinear_and_mask_threshold_is_half(tmp_path):
+    img = np.zeros((4, 4, 3), np.uint8)
+    img[:, 2:] = 255  # left half black, right half white
+    Image.fromarray(img).save(tmp_path / "a.png")
+    mask = np.zeros((4, 4), np.uint8)
+    mask[:, 2:] = 255
+    (tmp_path / "m").mkdir()
+    Image.fromarray(mask).save(tmp_path / "m" / "a.png")
+    (tmp_path / "i").mkdir()
+    shutil.move(tmp_path / "a.png", tmp_path / "i" / "a.png")
+    image, m = ImageFolderDataset(tmp_path / "i", size=8, mask_dir=tmp_path / "m")[0]
+    row = image[0, 0]
+    assert row[0] == 0 and row[-1] == 1 and 0 < row[3] < 1  # interpolated, not nearest
+    assert torch.equal(m[0], (row >= 0.5).float())  # same interpolation, thresholded at 0.5
+    assert m.sum() == 32
+
+
+def test_image_folder_without_masks_and_non_image_files_skipped(tmp_path):
+    for name in ["b.JPG", "a.bmp", "c.jpeg", ".hidden.png"]:
+        write_image(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not an image")
+    ds = ImageFolderDataset(tmp_path, size=4)
+    assert [p.name for p in ds.images] == ["a.bmp", "b.JPG", "c.jpeg"]
+
+
+# --- torchvision datasets on the fixtures -------------------------------------------------------
+
+
+def test_voc2012_fixture_loads_through_torchvision():
+    train = torchvision_dataset("voc2012", FIXTURES, "train")
+    val = torchvision_dataset("voc2012", FIXTURES, "val")
+    assert len(train) == 1 and len(val) == 1
+    assert len(torchvision_dataset("voc2012", FIXTURES, "trainval")) == 2
+    image, target = train[0]
+    assert image.mode == "RGB" and image.size == (20, 16)
+    assert target.mode == "P" and target.size == (20, 16)
+    assert set(np.unique(np.array(target))) == {0, 15, 255}  # background, person, boundary
+    assert set(np.unique(np.array(val[0][1]))) == {0, 8, 255}  # cat
+
+
+def test_cityscapes_fixture_loads_through_torchvision():
+    ds = torchvision_dataset("cityscapes", FIXTURES, "train",
+                             target_type=["semantic", "instance", "color", "polygon"])
+    assert len(ds) == 2
+    assert [Path(p).name for p in ds.images] == ["aachen_000000_000019_leftImg8bit.png",
+                                                 "aachen_000001_000019_leftImg8bit.png"]
+    image, (semantic, instance, color, polygon) = ds[0]
+    assert image.mode == "RGB" and image.size == (32, 16)
+    assert set(np.unique(np.array(semantic))) == {7, 23, 26}  # road, sky, car
+    assert 26000 in np.unique(np.array(instance))
+    assert color.size == (32, 16) and polygon["imgWidth"] == 32
+    transformed = torchvision_dataset("cityscapes", FIXTURES, "train", target_type="semantic",
+                                      transform=lambda im: torch.tensor(np.array(im)))
+    assert transformed[1][0].shape == (16, 32, 3)
+
+
+def test_fixture_root_passes_the_existence_check():
+    for name in ["duts-train", "pascal-s", "voc2012", "cityscapes"]:
+        root = dataset_root(name, FIXTURES)
+        assert root == FIXTURES / DATASETS[name].folder
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def test_unknown_dataset_lists_the_known_names():
+    for call in (lambda: dataset_root("imagenet", FIXTURES),
+                 lambda: saliency_dataset("duts", FIXTURES, 8),
+                 lambda: torchvision_dataset("cifar", FIXTURES, "train")):
+        with pytest.raises(ValueError, match="unknown dataset") as err:
+            call()
+        assert "duts-train" in str(err.value) and "cityscapes" in str(err.value)
+
+
+def test_wrong_loader_for_a_dataset_is_refused():
+    with pytest.raises(ValueError, match="torchvision_dataset"):
+        saliency_dataset("voc2012", FIXTURES, 8)
+    with pytest.raises(ValueError, match="saliency_dataset"):
+        torchvision_dataset("duts-train", FIXTURES, "train")
+    with pytest.raises(ValueError, match="split"):
+        torchvision_dataset("voc2012", FIXTURES, "test")
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_missing_dataset_names_path_url_and_layout(tmp_path, name):
+    info = DATASETS[name]
+    with pytest.raises(DatasetNotFoundError) as err:
+        dataset_root(name, tmp_path)
+    message = str(err.value)
+    assert repr(name) in message and info.url in message
+    assert f"Looked in: {tmp_path / info.folder}" in message
+    assert info.layout.splitlines()[1].strip() in message  # the expected layout is spelled out
+    assert err.value.dataset == name and err.value.path == tmp_path / info.folder
+    assert isinstance(err.value, FileNotFoundError)
+
+
+def test_missing_data_root_is_named(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="does not exist") as err:
+        saliency_dataset("pascal-s", tmp_path / "nowhere", 8)
+    assert str(tmp_path / "nowhere") in str(err.value)
+    assert "https://cbs.ic.gatech.edu/salobj/" in str(err.value)
+
+
+def test_missing_and_empty_parts_are_named(data_root):
+    shutil.rmtree(data_root / "DUTS-TR" / "DUTS-TR-Mask")
+    with pytest.raises(DatasetNotFoundError, match="'DUTS-TR-Mask' is missing") as err:
+        saliency_dataset("duts-train", data_root, 8)
+    assert err.value.path == data_root / "DUTS-TR" / "DUTS-TR-Mask"
+    for f in (data_root / "PASCAL-S" / "Imgs").iterdir():
+        f.unlink()
+    with pytest.raises(DatasetNotFoundError, match="'Imgs' is empty"):
+        dataset_root("pascal-s", data_root)
+
+
+def test_folder_without_images_is_not_found(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="no image file"):
+        ImageFolderDataset(tmp_path, size=8)
+    (tmp_path / "readme.txt").write_text("x")
+    with pytest.raises(DatasetNotFoundError, match="no image file"):
+        ImageFolderDataset(tmp_path, size=8)
+    with pytest.raises(DatasetNotFoundError, match="does not exist"):
+        ImageFolderDataset(tmp_path / "absent", size=8)
+
+
+def test_dataset_whose_folder_holds_no_image_says_where_to_get_it(data_root):
+    images = data_root / "PASCAL-S" / "Imgs"
+    for f in images.iterdir():
+        f.rename(f.with_suffix(".txt"))
+    with pytest.raises(DatasetNotFoundError, match="no image file") as err:
+        saliency_dataset("pascal-s", data_root, 8)
+    assert "https://cbs.ic.gatech.edu/salobj/" in str(err.value) and str(images) in str(err.value)
+
+
+def test_malformed_image_is_named_before_any_work(data_root):
+    bad = data_root / "DUTS-TR" / "DUTS-TR-Image" / "ILSVRC2012_test_00000018.jpg"
+    bad.write_bytes(np.random.default_rng(0).bytes(300))
+    with pytest.raises(ValueError, match="malformed image file") as err:
+        saliency_dataset("duts-train", data_root, 8)
+    assert str(bad) in str(err.value)
+    assert len(saliency_dataset("duts-train", data_root, 8, limit=1)) == 1  # not kept: not read
+
+
+def test_malformed_mask_is_named(data_root):
+    bad = data_root / "PASCAL-S" / "Masks" / "2.png"
+    bad.write_bytes(bad.read_bytes()[:60])  # a truncated PNG
+    with pytest.raises(ValueError, match="2.png"):
+        saliency_dataset("pascal-s", data_root, 8)
+
+
+def test_missing_mask_is_named(data_root):
+    (data_root / "PASCAL-S" / "Masks" / "10.png").unlink()
+    with pytest.raises(DatasetNotFoundError, match="no mask with the same stem") as err:
+        saliency_dataset("pascal-s", data_root, 8)
+    assert "10.jpg" in str(err.value) and "https://cbs.ic.gatech.edu/salobj/" in str(err.value)
+    assert len(saliency_dataset("pascal-s", data_root, 8, limit=1)) == 1  # 1.jpg has its mask
+
+
+def test_ambiguous_masks_are_refused(data_root):
+    write_image(data_root / "PASCAL-S" / "Masks" / "1.bmp", mode="L")
+    with pytest.raises(ValueError, match="two masks share the stem '1'"):
+        saliency_dataset("pascal-s", data_root, 8)
+
+
+def test_voc_split_or_listed_file_missing(data_root):
+    voc = data_root / "VOCdevkit" / "VOC2012"
+    (voc / "ImageSets" / "Segmentation" / "val.txt").unlink()
+    with pytest.raises(DatasetNotFoundError, match="'val.txt' is missing"):
+        torchvision_dataset("voc2012", data_root, "val")
+    (voc / "SegmentationClass" / "2007_000032.png").unlink()
+    with pytest.raises(DatasetNotFoundError, match="'2007_000032.png' is missing") as err:
+        torchvision_dataset("voc2012", data_root, "train")
+    assert "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/" in str(err.value)
+
+
+def test_cityscapes_split_or_target_missing(data_root):
+    with pytest.raises(DatasetNotFoundError, match="'val' is missing") as err:
+        torchvision_dataset("cityscapes", data_root, "val")
+    assert str(data_root / "cityscapes" / "leftImg8bit" / "val") in str(err.value)
+    gt = data_root / "cityscapes" / "gtFine" / "train" / "aachen"
+    (gt / "aachen_000001_000019_gtFine_labelIds.png").unlink()
+    with pytest.raises(DatasetNotFoundError, match="gtFine_labelIds.png' is missing"):
+        torchvision_dataset("cityscapes", data_root, "train", target_type="semantic")
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_missing_incomplete_or_rejected(tmp_path, name):
+    info = DATASETS[name]
+    with pytest.raises(DatasetNotFoundError, match="does not exist"):
+        torchvision_dataset(name, tmp_path, "train")
+    folder = tmp_path / info.folder
+    folder.mkdir()
+    for part in info.required[:-1]:
+        (folder / part).write_bytes(b"not the real file")
+    with pytest.raises(DatasetNotFoundError, match=f"{info.required[-1]!r} is missing"):
+        torchvision_dataset(name, tmp_path, "test")
+    (folder / info.required[-1]).write_bytes(b"")
+    with pytest.raises(DatasetNotFoundError, match="is empty"):
+        torchvision_dataset(name, tmp_path, "test")
+    (folder / info.required[-1]).write_bytes(b"not the real file")
+    # our check passes; torchvision's md5 check rejects the files, and we say so clearly
+    with pytest.raises(DatasetNotFoundError, match="md5") as err:
+        torchvision_dataset(name, tmp_path, "train")
+    assert info.url in str(err.value)
+    with pytest.raises(ValueError, match="split"):
+        torchvision_dataset(name, tmp_path, "val")
+
+
+# --- the fixtures are what the script makes -----------------------------------------------------
+
+
+def test_make_fixtures_reproduces_the_shipped_fixtures(tmp_path):
+    runpy.run_path(str(FIXTURES / "make_fixtures.py"), run_name="fixtures")["main"](tmp_path)
+    made = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    shipped = sorted(p.relative_to(FIXTURES) for p in FIXTURES.rglob("*")
+                     if p.is_file() and p.suffix != ".py")
+    assert made == shipped
+    assert sum((FIXTURES / p).stat().st_size for p in shipped) < 16_000  # tiny
+    for p in made:  # PNG, JSON and text bytes are exact; JPEG pixels may vary with libjpeg
+        if p.suffix == ".jpg":
+            a, b = (np.asarray(Image.open(r / p), np.int16) for r in (tmp_path, FIXTURES))
+            assert np.abs(a - b).max() <= 8
+        else:
+            assert filecmp.cmp(tmp_path / p, FIXTURES / p, shallow=False), p
+
+
+# --- the real datasets, where present (set POSINFO_DATA_ROOT) ------------------------------------
+
+REAL = os.environ.get("POSINFO_DATA_ROOT")
+SIZES = {"duts-train": 10_553, "pascal-s": 850, "msra-b": 5_000, "ecssd": 1_000,
+         "dut-omron": 5_168}
+
+
+@pytest.mark.skipif(REAL is None, reason="POSINFO_DATA_ROOT is not set")
+@pytest.mark.parametrize("name", sorted(SIZES))
+def test_real_saliency_dataset(name):
+    try:
+        dataset_root(name, REAL)
+    except DatasetNotFoundError:
+        pytest.skip(f"{name} is not under {REAL}")
+    ds = saliency_dataset(name, REAL, size=32)
+    assert len(ds) == SIZES[name]
+    image, mask = ds[0]
+    assert image.shape == (3, 32, 32) and mask.shape == (32, 32)
+
+
+@pytest.mark.skipif(REAL is None, reason="POSINFO_DATA_ROOT is not set")
+@pytest.mark.parametrize("name, split, size", [("cifar10", "test", 10_000),
+                                               ("cifar100", "test", 10_000),
+                                               ("voc2012", "val", 1_449),
+                                               ("cityscapes", "val", 500)])
+def test_real_torchvision_dataset(name, split, size):
+    try:
+        dataset_root(name, REAL)
+    except DatasetNotFoundError:
+        pytest.skip(f"{name} is not under {REAL}")
+    assert len(torchvision_dataset(name, REAL, split)) == size

@@ -1,0 +1,46 @@
+import pytest
+import torch
+from posinfo.data.streets import STREET_CLASSES, street_scene, street_scenes
+
+SKY, BUILDING, ROAD, SIDEWALK, PERSON, CAR = range(len(STREET_CLASSES))
+
+
+def test_shapes_ranges_and_determinism():
+    images, masks = street_scenes(6, 32, seed=3)
+    assert images.shape == (6, 3, 32, 64) and images.dtype == torch.float32
+    assert masks.shape == (6, 32, 64) and masks.dtype == torch.int64
+    assert 0 <= images.min() and images.max() <= 1
+    again = street_scenes(6, 32, seed=3)
+    assert torch.equal(images, again[0]) and torch.equal(masks, again[1])
+    assert not torch.equal(images, street_scenes(6, 32, seed=4)[0])
+
+
+def test_the_layout_is_sky_above_buildings_above_the_ground():
+    _, masks = street_scenes(20, 48, seed=0, n_objects=(0, 0))
+    assert (masks[:, 0] == SKY).float().mean() > 0.9  # the top row is sky
+    assert set(masks[:, -1].unique().tolist()) <= {ROAD, SIDEWALK}  # the bottom row is ground
+    rows = torch.arange(48).view(1, 48, 1).expand_as(masks)
+    mean_row = [rows[masks == k].float().mean() for k in (SKY, BUILDING, ROAD)]
+    assert mean_row[0] < mean_row[1] < mean_row[2]
+    centre, sides = masks[:, -1, 40:56], torch.cat([masks[:, -8, :4], masks[:, -8, -4:]], 1)
+    assert (centre == ROAD).float().mean() > 0.9 and (sides == SIDEWALK).float().mean() > 0.5
+
+
+def test_one_sided_scenes_keep_their_objects_in_their_half():
+    for region, half in (("left", slice(32, None)), ("right", slice(None, 32))):
+        _, masks = street_scenes(20, 32, seed=1, region=region)
+        assert (masks[..., half] >= PERSON).sum() == 0
+        assert (masks >= PERSON).any()
+
+
+def test_people_stand_on_sidewalks_and_cars_on_the_road():
+    # the layout is drawn before the objects, so the same seed without objects shows what lies
+    # under each of them
+    _, masks = street_scenes(40, 48, seed=2)
+    _, layout = street_scenes(40, 48, seed=2, n_objects=(0, 0))
+    assert (masks == PERSON).any() and (masks == CAR).any()
+    assert torch.equal(masks[masks < PERSON], layout[masks < PERSON])
+    assert (layout[masks == PERSON] == SIDEWALK).all()
+    assert (layout[masks == CAR] == ROAD).float().mean() > 0.85  # roofs may rise past the kerb
+    with pytest.raises(ValueError, match="region"):
+        street_scene(0, 0, 16, region="centre")

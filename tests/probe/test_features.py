@@ -1,0 +1,38 @@
+import torch
+from posinfo.models.encoders import build_encoder
+from posinfo.probe.features import FeatureCache, concat_levels, multilevel_features
+
+
+def test_concat_levels_resizes_and_stacks():
+    levels = [torch.rand(2, 4, 16, 16), torch.rand(2, 8, 4, 4)]
+    out = concat_levels(levels, 8)
+    assert out.shape == (2, 12, 8, 8)
+
+
+def test_multilevel_features_match_a_direct_forward_pass():
+    enc = build_encoder("vgg16", width=0.125)
+    x = torch.rand(5, 3, 32, 32)
+    feats = multilevel_features(enc, x, 4, batch_size=2, dtype=torch.float32)
+    assert feats.shape == (5, 8 + 16 + 32 + 64 + 64, 4, 4)
+    assert torch.allclose(feats, concat_levels(enc(x), 4), atol=1e-5)
+    last = multilevel_features(enc, x, 4, levels=[4])
+    assert last.shape == (5, 64, 4, 4) and last.dtype == torch.float16
+
+
+def test_cache_computes_once_and_reuses_from_disk(tmp_path, monkeypatch):
+    enc = build_encoder("vgg16", width=0.125)
+    x = torch.rand(3, 3, 32, 32)
+    calls = []
+    import posinfo.probe.features as features
+    real = features.multilevel_features
+    monkeypatch.setattr(features, "multilevel_features", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = FeatureCache(tmp_path)(enc, x, 4)
+    again = FeatureCache(tmp_path)(enc, x, 4)  # a new run: read from disk
+    assert torch.equal(first, again) and len(calls) == 1
+    assert len(list(tmp_path.glob("features-*.pt"))) == 1
+    FeatureCache(tmp_path)(enc, x + 0.1, 4)  # other images: a new entry
+    assert len(calls) == 2
+    memory = FeatureCache(None)
+    memory(enc, x, 4)
+    memory(enc, x, 4)
+    assert len(calls) == 3

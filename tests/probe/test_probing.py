@@ -1,0 +1,33 @@
+"""The probing machinery of chapters 1-4, with chapter 1's knobs (its parameters are the probe's)."""
+
+from pathlib import Path
+
+from posinfo.book.params import resolve
+from posinfo.chapters import ch01_existence
+from posinfo.probe import probing
+
+
+def config(tmp_path, **knobs):
+    return resolve(ch01_existence.SPEC, dict(profile="smoke", seed=0, device="cpu",
+                                             data_root=str(tmp_path), out_dir=str(tmp_path / "out"))
+                   | knobs)
+
+
+def test_paper_profile_reads_duts_and_pascal_s_from_data_root(tmp_path):
+    fixtures = Path(__file__).resolve().parents[2] / "data" / "fixtures"
+    cfg = config(tmp_path, profile="paper", data_root=str(fixtures), image_size=32, n_synthetic=2,
+                 weights="random")
+    probing.check_inputs_exist(cfg)
+    data = probing.load_data(cfg, progress=False)
+    assert data.train.shape == (3, 3, 32, 32) and data.tests["natural"].shape == (3, 3, 32, 32)
+    assert set(data.tests) == set(probing.TEST_SETS)
+    assert 0 <= data.train.min() and data.train.max() <= 1
+
+
+def test_smoke_scenes_are_deterministic_per_seed(tmp_path):
+    a = probing.load_data(config(tmp_path), progress=False)
+    b = probing.load_data(config(tmp_path), progress=False)
+    c = probing.load_data(config(tmp_path, seed=1), progress=False)
+    assert a.train.equal(b.train) and not a.train.equal(c.train)
+    natural = a.tests["natural"]
+    assert not a.train[: len(natural)].equal(natural)  # training and test scenes differ

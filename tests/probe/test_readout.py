@@ -1,0 +1,71 @@
+import pytest
+import torch
+from posinfo.data.targets import position_map, position_maps
+from posinfo.metrics.position import score
+from posinfo.probe.readout import PosENet, ReadoutTraining, fit_readout, least_squares_readout, predict
+
+
+def planted(n=48, c=6, h=10, seed=0):
+    """Features whose channel 0 is the H map plus noise: position is linearly readable."""
+    g = torch.Generator().manual_seed(seed)
+    f = torch.randn(n, c, h, h, generator=g)
+    f[:, 0] = 3 * position_map("H", h) + 0.1 * torch.randn(n, h, h, generator=g)
+    return f
+
+
+def test_posenet_shapes_and_layers():
+    net = PosENet(5, n_layers=3, kernel_size=3)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(5, 5), (5, 5), (5, 1)]
+    y = net(torch.rand(2, 5, 12, 12), 24)
+    assert y.shape == (2, 24, 24) and (0 < y).all() and (y < 1).all()
+    assert PosENet(5, kernel_size=1)(torch.rand(1, 5, 6, 6), 6).shape == (1, 6, 6)
+    with pytest.raises(ValueError):
+        PosENet(5, n_layers=0)
+
+
+def test_fit_reads_out_planted_position_and_is_deterministic():
+    f = planted(n=96)
+    gt = position_map("H", 20)
+    protocol = ReadoutTraining(epochs=15)
+    a = fit_readout(f, gt, protocol, seed=1)
+    b = fit_readout(f, gt, protocol, seed=1)
+    pa, pb = predict(a, f, 20), predict(b, f, 20)
+    assert torch.equal(pa, pb)
+    assert score(pa, gt).spc > 0.9
+
+
+def test_fit_cannot_read_position_from_noise():
+    g = torch.Generator().manual_seed(0)
+    f, test = torch.randn(64, 4, 10, 10, generator=g), torch.randn(32, 4, 10, 10, generator=g)
+    gt = position_map("H", 10)
+    model = fit_readout(f, gt, ReadoutTraining(epochs=5))
+    assert abs(score(predict(model, test, 10), gt).spc) < 0.2
+
+
+def test_transform_runs_on_every_batch():
+    f = planted()
+    calls = []
+    fit_readout(f, position_map("H", 10), ReadoutTraining(epochs=2, batch_size=16),
+                transform=lambda b: calls.append(len(b)) or b)
+    assert sum(calls[1:]) == 2 * len(f)  # the first call only sizes the readout
+
+
+def test_least_squares_is_exact_on_a_linear_target():
+    """If the target is exactly a 3x3 linear map of the features, least squares recovers it."""
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(1, 3, 8, 8, generator=g).expand(20, -1, -1, -1).clone()
+    w = torch.randn(1, 3, 3, 3, generator=g)
+    target = torch.nn.functional.conv2d(f[:1], w)[0, 0] + 0.5  # [6, 6], the readout's own grid
+    (lin,) = least_squares_readout(f, target[None], kernel_size=3, ridge=1e-10)
+    assert torch.allclose(lin.conv(f[:1])[0, 0], target, atol=1e-3)
+
+
+def test_least_squares_bounds_the_sgd_fit_on_training_data():
+    f = planted(n=64)
+    gts = position_maps(["H", "G"], 10)
+    lin = least_squares_readout(f, gts)
+    assert len(lin) == 2
+    sgd = fit_readout(f, gts[0], ReadoutTraining(epochs=5))
+    mse = lambda m: ((predict(m, f, 10) - gts[0]) ** 2).mean().item()  # noqa: E731
+    assert mse(lin[0]) <= mse(sgd) + 1e-6
