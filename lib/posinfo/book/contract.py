@@ -1,14 +1,14 @@
 """The contract every chapter module keeps (``../shared/BOOK_CONTRACT.md``, in code).
 
-A chapter is a notebook ``book/NN_<name>.ipynb`` and one module
-``posinfo.chapters.chNN_<name>`` that holds its experiment. The notebook resolves its parameters
-with the module's ``SPEC``, calls ``validate`` before any work, runs the experiment, tests the
+A chapter is a notebook ``book/NN_<name>.ipynb`` and one module ``chNN_<name>`` of the package
+:data:`CHAPTERS` that holds its experiment. The notebook resolves its parameters with the
+module's ``SPEC``, calls ``validate`` before any work, runs the experiment, tests the
 papers' findings with ``check_claims`` and ends with ``regression_summary``, the facts nbval
 compares on the smoke profile. Between them passes the chapter's *results*: its tidy table
 (``pd.DataFrame``) or, where a claim needs more than the table (chapter 2's content-loss maps), a
 run object that holds the table. Its type is the chapter's own, so the protocol is generic in it.
 
-No chapter module imports another, and nothing outside ``posinfo.chapters`` imports one: what two
+No chapter module imports another, and nothing outside that package imports one: what two
 chapters share lives in the core packages (``data``, ``models``, ``probe``, ``metrics``,
 ``book``, ``cache``).
 """
@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar, get_type_hints
 from posinfo.book.params import ChapterSpec, Config
 from posinfo.book.results import Claim
 
+CHAPTERS = "posinfo.chapters"  # the package of the chapter modules
 Results = TypeVar("Results", contravariant=True)
 _NOTEBOOK_STEM = re.compile(r"^\d\d_\w+$")
 
@@ -50,10 +51,10 @@ CONTRACT_FUNCTIONS: dict[str, int] = {"validate": 1, "check_claims": 2, "regress
 
 
 def module_name(notebook_stem: str) -> str:
-    """The chapter module of a notebook: ``"01_existence" -> "posinfo.chapters.ch01_existence"``."""
+    """The chapter module of a notebook: ``"01_existence" -> CHAPTERS + ".ch01_existence"``."""
     if not _NOTEBOOK_STEM.match(notebook_stem):
         raise ValueError(f"a chapter notebook is named NN_<name>.ipynb; got {notebook_stem!r}")
-    return f"posinfo.chapters.ch{notebook_stem}"
+    return f"{CHAPTERS}.ch{notebook_stem}"
 
 
 def contract_violations(module: ModuleType) -> list[str]:

@@ -15,8 +15,6 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
-import torch
-import torchvision.transforms.v2 as T
 from IPython.display import Markdown
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -25,7 +23,7 @@ from posinfo.book.paper_tables import iccv2021_table2
 from posinfo.book.params import ChapterSpec, Config
 from posinfo.book.results import Claim, holds_by_id, read_back, verdict_note
 from posinfo.cache import cache_root
-from posinfo.data.datasets import torchvision_dataset
+from posinfo.data.datasets import cifar_tensors, torchvision_dataset
 from posinfo.data.scenes import NUM_CLASSES, SyntheticScenes
 from posinfo.metrics.shift import consistency_curve
 from posinfo.models import augshift
@@ -52,7 +50,7 @@ SPEC = ChapterSpec(
     choices={"dataset": DATASETS, "scene_background": ("texture", "flat", "black"),
              "stem": augshift.STEMS, "filter_size": (1, 2, 3, 4, 5, 6, 7)},
 )
-IMAGENET_COMMAND = ("torchrun --nproc_per_node=<GPUs> -m posinfo.chapters.augshift_imagenet "
+IMAGENET_COMMAND = (f"torchrun --nproc_per_node=<GPUs> -m {__package__}.augshift_imagenet "
                     "--data-root <folder with train/ and val/> --model <baseline|augshift|blurpool>")
 
 
@@ -81,16 +79,6 @@ class Data:
     key: str
 
 
-def _torchvision_tensors(cfg: Config, split: str, n: int | None) -> tuple[Tensor, Tensor]:
-    """CIFAR images and labels through torchvision, the first ``n`` (all if ``None``)."""
-    ds = torchvision_dataset(cfg.dataset, cfg.data_root, split,
-                             transform=T.Compose([T.Resize(cfg.image_size), T.ToImage(),
-                                                  T.ToDtype(torch.float32, scale=True)]))
-    n = len(ds) if n is None else min(n, len(ds))
-    items = [ds[i] for i in tqdm(range(n), desc=f"{cfg.dataset} {split}", leave=False)]
-    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
-
-
 def load_data(cfg: Config) -> Data:
     """The run's data: generated scenes (seeded by ``cfg.seed``) or CIFAR-10/100."""
     key = f"{cfg.dataset}-{cfg.image_size}-{cfg.n_train}-{cfg.n_test}-seed{cfg.seed}"
@@ -102,8 +90,8 @@ def load_data(cfg: Config) -> Data:
                             object_scale=tuple(cfg.object_scale)).tensors()
             for k, n in enumerate((cfg.n_train, cfg.n_test)))
         return Data(tx, ty, vx, vy, NUM_CLASSES, key)
-    tx, ty = _torchvision_tensors(cfg, "train", cfg.n_train)
-    vx, vy = _torchvision_tensors(cfg, "test", cfg.n_test)
+    tx, ty = cifar_tensors(cfg.dataset, cfg.data_root, "train", cfg.image_size, cfg.n_train)
+    vx, vy = cifar_tensors(cfg.dataset, cfg.data_root, "test", cfg.image_size, cfg.n_test)
     return Data(tx, ty, vx, vy, 100 if cfg.dataset == "cifar100" else 10, key)
 
 

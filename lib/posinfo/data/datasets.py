@@ -11,7 +11,8 @@ the exact path looked in, where to get it and the layout expected (see also ``da
   ``{0, 1}``.
 - PASCAL VOC 2012, CIFAR-10/100 and Cityscapes are loaded by torchvision's own classes
   (:func:`torchvision_dataset`, ``download=False``), after our own existence check.
-- :func:`saliency_tensors`, :func:`voc_tensors` and :func:`cityscapes_tensors` stack a dataset's
+- :func:`saliency_tensors`, :func:`voc_tensors`, :func:`cifar_tensors` and
+  :func:`cityscapes_tensors` stack a dataset's
   images and targets at the size a chapter works at.
 """
 
@@ -496,6 +497,22 @@ def voc_tensors(data_root: str | Path, split: str, size: int,
         mask = mask.resize((size, size), Image.Resampling.NEAREST)
         masks.append(torch.from_numpy(np.asarray(mask).astype(np.int64)))
     return torch.stack(images), torch.stack(masks)
+
+
+def cifar_tensors(name: str, data_root: str | Path, split: str, size: int,
+                  limit: int | None = None) -> tuple[Tensor, Tensor]:
+    """CIFAR-10 or CIFAR-100 (``name``) through torchvision, resized to ``size`` px.
+
+    Returns:
+        The first ``limit`` images (all if ``None``), ``float32 [N, 3, S, S]`` in [0, 1], and
+        their labels ``int64 [N]``.
+    """
+    ds = torchvision_dataset(name, data_root, split,
+                             transform=v2.Compose([v2.Resize(size), v2.ToImage(),
+                                                   v2.ToDtype(torch.float32, scale=True)]))
+    n = len(ds) if limit is None else min(limit, len(ds))
+    items = [ds[i] for i in tqdm(range(n), desc=f"{name} {split}", leave=False)]
+    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
 
 
 def cityscapes_tensors(data_root: str | Path, split: str, height: int) -> tuple[Tensor, Tensor]:
