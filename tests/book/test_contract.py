@@ -63,3 +63,18 @@ def test_violations_are_reported():
     assert any(p.startswith("regression_summary") for p in problems)
     with pytest.raises(ValueError, match="NN_<name>"):
         module_name("existence")
+
+
+KNOBS = [(stem, name) for stem in NOTEBOOKS
+         for name in importlib.import_module(module_name(stem)).SPEC.knobs]
+
+
+@pytest.mark.parametrize("stem, name", KNOBS)
+def test_every_knob_refuses_a_wrong_type_a_value_out_of_range_and_an_empty_list(stem, name, tmp_path):
+    spec = importlib.import_module(module_name(stem)).SPEC
+    common = dict(profile="smoke", seed=0, device="cpu", data_root=str(tmp_path), out_dir=str(tmp_path))
+    wrong = spec.types[name].wrong_values()
+    assert "wrong type" in wrong
+    for kind, value in wrong.items():
+        with pytest.raises(ValueError, match=f"parameter '{name}' got"):
+            resolve(spec, common | {name: value})

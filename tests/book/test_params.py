@@ -2,14 +2,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from posinfo.book.params import ChapterSpec, parameters_in, resolve, resolve_device
+from posinfo.book.params import (FLAG, PATH, ChapterSpec, Knob, choice, integer, parameters_in, real,
+                                 resolve, resolve_device)
 
 SPEC = ChapterSpec(
     chapter="99_test",
     profiles={"smoke": {"size": 8, "arch": "a", "names": ["x"]},
               "default": {"size": 32, "arch": "a", "names": ["x", "y"]},
               "paper": {"size": 224, "arch": "b", "names": ["y"]}},
-    choices={"arch": ("a", "b"), "names": ("x", "y")},
+    types={"size": integer(1, 1024), "arch": choice(("a", "b")), "names": choice(("x", "y"), is_list=True)},
 )
 COMMON = dict(profile="default", seed=3, device="cpu", data_root="/data", out_dir="/out")
 
@@ -26,9 +27,9 @@ def test_profile_supplies_knobs_and_explicit_values_win():
 def test_unknown_profile_choice_and_name_fail_early():
     with pytest.raises(ValueError, match="unknown value 'fast' for parameter 'profile'"):
         resolve(SPEC, COMMON | {"profile": "fast"})
-    with pytest.raises(ValueError, match="unknown value 'c' for parameter 'arch'"):
+    with pytest.raises(ValueError, match=r"parameter 'arch' got 'c'; it takes one of \['a', 'b'\]"):
         resolve(SPEC, COMMON | {"arch": "c"})
-    with pytest.raises(ValueError, match="unknown value 'z' for parameter 'names'"):
+    with pytest.raises(ValueError, match=r"parameter 'names' got \['x', 'z'\] \('z' does not fit\)"):
         resolve(SPEC, COMMON | {"names": ["x", "z"]})
     with pytest.raises(ValueError, match=r"does not declare parameter\(s\) \['sizee'\]"):
         resolve(SPEC, COMMON | {"sizee": 3})
@@ -61,3 +62,43 @@ def test_device_and_spec_validation():
             resolve_device("cuda")
     with pytest.raises(ValueError, match="same knobs"):
         ChapterSpec("x", {"smoke": {"a": 1}, "default": {"b": 1}, "paper": {"a": 1}})
+    with pytest.raises(ValueError, match="without a declared type"):
+        ChapterSpec("x", {p: {"a": 1} for p in ("smoke", "default", "paper")})
+    with pytest.raises(ValueError, match="parameter 'a' got 0"):  # a profile outside its own range
+        ChapterSpec("x", {p: {"a": 0} for p in ("smoke", "default", "paper")}, {"a": integer(1)})
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("seed", "abc", "parameter 'seed' got 'abc'"), ("seed", 1.5, "parameter 'seed' got 1.5"),
+    ("seed", True, "parameter 'seed' got True"), ("size", 0, "parameter 'size' got 0"),
+    ("size", 2.0, "parameter 'size' got 2.0"), ("size", "big", "parameter 'size' got 'big'"),
+    ("names", [], r"parameter 'names' got \[\]"), ("out_dir", 5, "parameter 'out_dir' got 5")])
+def test_types_and_ranges_fail_before_work_naming_the_knob(name, value, message):
+    with pytest.raises(ValueError, match=message):
+        resolve(SPEC, COMMON | {name: value})
+
+
+def test_knob_types():
+    integer(1, 3).check("k", 2)
+    real(0, 1).check("k", 1)  # an int is a float too
+    FLAG.check("k", False)
+    PATH.check("k", None)
+    integer(8, by_name=True).check("k", {"vgg": 32, "resnet": 48})
+    for knob, bad in [(integer(1, 3), 4), (integer(1), True), (real(0, 1), "x"), (FLAG, "no"),
+                      (FLAG, 1), (PATH, 5), (integer(8, by_name=True), {"vgg": 4}),
+                      (integer(8, by_name=True), {}), (real(0, 1, is_list=True), "0.5"),
+                      (choice(("a",), is_list=True), ["a", "b"]), (choice((1, 3)), 2)]:
+        with pytest.raises(ValueError, match="parameter 'k'"):
+            knob.check("k", bad)
+    assert integer(1, 3).describe() == "an int in [1, 3]"
+    assert choice(("a", "b"), is_list=True).describe() == "a non-empty list of one of ['a', 'b']"
+    with pytest.raises(ValueError, match="unknown knob type"):
+        Knob("complex")
+
+
+@pytest.mark.parametrize("knob", [integer(1, 3), real(0.5), choice(("a", "b")), FLAG, PATH,
+                                  integer(0, 9, is_list=True), choice((1, 3), is_list=True)])
+def test_wrong_values_are_refused(knob):
+    for kind, value in knob.wrong_values().items():
+        with pytest.raises(ValueError):
+            knob.check("k", value)

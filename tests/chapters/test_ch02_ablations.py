@@ -66,7 +66,7 @@ def test_validation_before_work(tmp_path):
         ablations.validate(config(tmp_path, depths=[1, 2]))
     with pytest.raises(ValueError, match="one VGG and one ResNet"):
         ablations.validate(config(tmp_path, encoders=["vgg16"]))
-    with pytest.raises(ValueError, match="unknown value 4 for parameter 'kernels'"):
+    with pytest.raises(ValueError, match=r"parameter 'kernels' got \[1, 4\] \(4 does not fit\)"):
         config(tmp_path, kernels=[1, 4])
     ablations.validate(config(tmp_path))
 

@@ -27,7 +27,7 @@ def test_validation_before_work(tmp_path):
         padding.validate(config(tmp_path, nopad_image_size=192))
     with pytest.raises(ValueError, match="one VGG16"):
         padding.validate(config(tmp_path, encoders=["resnet18"]))
-    with pytest.raises(ValueError, match="unknown value 'mirror' for parameter 'borders'"):
+    with pytest.raises(ValueError, match=r"parameter 'borders' got \['mirror'\]"):
         config(tmp_path, borders=["mirror"])
     padding.validate(config(tmp_path))
 

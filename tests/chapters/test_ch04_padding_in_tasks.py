@@ -36,7 +36,7 @@ def test_validation_before_work(tmp_path, data_root):
         pit.validate(config(tmp_path, image_size=128))
     with pytest.raises(ValueError, match="patterns H and G"):
         pit.validate(config(tmp_path, patterns=["H", "HS"]))
-    with pytest.raises(ValueError, match="unknown value 'resnet18' for parameter 'arch'"):
+    with pytest.raises(ValueError, match="parameter 'arch' got 'resnet18'"):
         config(tmp_path, arch="resnet18")
     with pytest.raises(ValueError, match="vgg_width=1.0"):
         pit.validate(config(tmp_path, classification="imagenet"))

@@ -33,7 +33,7 @@ def test_bad_runs_fail_before_any_work(tmp_path, knobs, message):
 
 
 def test_unknown_choices_and_missing_cifar_are_errors(tmp_path):
-    with pytest.raises(ValueError, match="unknown value"):
+    with pytest.raises(ValueError, match="'mirror' does not fit"):
         _cfg(tmp_path, paddings=["zero", "mirror"])
     from posinfo.data.datasets import DatasetNotFoundError
     with pytest.raises(DatasetNotFoundError):

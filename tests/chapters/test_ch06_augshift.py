@@ -22,7 +22,7 @@ def test_validation_before_work(tmp_path):
         ch.validate(config(tmp_path, dataset="imagenet"))
     with pytest.raises(ValueError, match="smaller than image_size"):
         ch.validate(config(tmp_path, curve_shifts=[40]))
-    with pytest.raises(ValueError, match="unknown value 'svhn'"):
+    with pytest.raises(ValueError, match="parameter 'dataset' got 'svhn'"):
         config(tmp_path, dataset="svhn")
     with pytest.raises(DatasetNotFoundError, match="cifar-10-batches-py"):
         ch.validate(config(tmp_path, dataset="cifar10"))

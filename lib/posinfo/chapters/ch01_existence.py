@@ -17,8 +17,8 @@ from posinfo.book.paper_tables import iclr2020_table1
 from posinfo.book.params import ChapterSpec, Config
 from posinfo.book.results import Claim, read_back
 from posinfo.data import targets
-from posinfo.models.encoders import ARCHITECTURES
-from posinfo.probe.probing import RAW, TEST_SETS, ProbeData, ReadoutRun, check_inputs_exist
+from posinfo.probe.probing import (PROBE_KNOBS, RAW, TEST_SETS, ProbeData, ReadoutRun,
+                                   check_inputs_exist)
 
 SPEC = ChapterSpec(
     chapter="01_existence",
@@ -42,9 +42,7 @@ SPEC = ChapterSpec(
                       least_squares=True, pretrain_size=32, pretrain_images=3000,
                       pretrain_epochs=6, cache_dir=None),
     },
-    choices={"dataset": ("scenes", "duts+pascal-s"), "patterns": targets.PATTERNS,
-             "encoders": ARCHITECTURES, "weights": ("synthetic", "imagenet", "random"),
-             "input_norm": ("none", "imagenet")},
+    types=PROBE_KNOBS,
 )
 
 

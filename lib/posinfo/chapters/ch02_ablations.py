@@ -21,14 +21,13 @@ from tqdm.auto import tqdm
 
 from posinfo.book import plots
 from posinfo.book.paper_tables import iclr2020_table2, iclr2020_table3
-from posinfo.book.params import ChapterSpec, Config
+from posinfo.book.params import ChapterSpec, Config, choice, integer
 from posinfo.book.results import Claim, read_back
 from posinfo.cache import cache_root
 from posinfo.data import targets
 from posinfo.metrics.position import score
-from posinfo.models.encoders import ARCHITECTURES
 from posinfo.probe.features import FeatureCache
-from posinfo.probe.probing import RAW, ProbeData, RawImage, Source, check_inputs_exist
+from posinfo.probe.probing import PROBE_KNOBS, RAW, ProbeData, RawImage, Source, check_inputs_exist
 from posinfo.probe.readout import ReadoutTraining, fit_readout, predict
 
 _SHARED = dict(dataset="scenes", n_synthetic=1, weights="synthetic", input_norm="none",
@@ -54,10 +53,9 @@ SPEC = ChapterSpec(
                                 kernels=[1, 3, 7], hidden_channels=None, pretrain_size=32,
                                 pretrain_images=3000, pretrain_epochs=6),
     },
-    choices={"dataset": ("scenes", "duts+pascal-s"), "patterns": targets.PATTERNS,
-             "encoders": ARCHITECTURES, "weights": ("synthetic", "imagenet", "random"),
-             "input_norm": ("none", "imagenet"), "depths": (1, 2, 3, 4, 5),
-             "kernels": (1, 3, 5, 7, 9)},
+    types=PROBE_KNOBS | {"depths": choice((1, 2, 3, 4, 5), is_list=True),
+                         "kernels": choice((1, 3, 5, 7, 9), is_list=True),
+                         "hidden_channels": integer(1, 4096, optional=True)},
 )
 CONTENT_PATTERNS = ("H", "V", "G")
 

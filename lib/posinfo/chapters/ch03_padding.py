@@ -20,17 +20,18 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from posinfo.book.params import ChapterSpec, Config
+from posinfo.book.params import ChapterSpec, Config, choice, integer
 from posinfo.book.results import Claim, read_back
 from posinfo.cache import cache_root
 from posinfo.data import targets
 from posinfo.data.targets import distance_to_border
 from posinfo.metrics.position import score
 from posinfo.models.corner_net import train_corner_net
-from posinfo.models.encoders import ARCHITECTURES, MIN_NOPAD_SIZE, build_encoder
+from posinfo.models.encoders import MIN_NOPAD_SIZE, build_encoder
 from posinfo.models.pretrain import synthetic_encoder
 from posinfo.probe.features import FeatureCache
-from posinfo.probe.probing import ProbeData, check_inputs_exist, load_data, pretrain_config
+from posinfo.probe.probing import (PROBE_KNOBS, ProbeData, check_inputs_exist, load_data,
+                                   pretrain_config)
 from posinfo.probe.readout import ReadoutTraining, fit_readout, predict
 
 BORDERS = ("zero", "reflect", "replicate", "circular")
@@ -59,9 +60,10 @@ SPEC = ChapterSpec(
                                 kayhan_steps=300, pretrain_size=32, pretrain_images=3000,
                                 pretrain_epochs=6),
     },
-    choices={"dataset": ("scenes", "duts+pascal-s"), "patterns": targets.PATTERNS,
-             "encoders": ARCHITECTURES, "weights": ("synthetic", "imagenet", "random"),
-             "input_norm": ("none", "imagenet"), "borders": BORDERS, "readout_paddings": (0, 1, 2, 3)},
+    types=PROBE_KNOBS | {"nopad_image_size": integer(16, 4096), "nopad_feature_size": integer(1, 512),
+                         "readout_paddings": choice((0, 1, 2, 3), is_list=True),
+                         "borders": choice(BORDERS, is_list=True), "kayhan_seeds": integer(1, 1000),
+                         "kayhan_steps": integer(1, 100_000)},
 )
 # VGG16 without padding loses 4, 4, 6, 6 and 6 pixels in its five stages and halves the map
 # four times: below 196 px its last stage has nothing left.

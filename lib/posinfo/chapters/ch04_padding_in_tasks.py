@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from posinfo.book import plots
 from posinfo.book.paper_tables import iclr2020_table5, iclr2020_table6
-from posinfo.book.params import ChapterSpec, Config
+from posinfo.book.params import PATH, ChapterSpec, Config, choice, integer, real
 from posinfo.book.results import Claim, decimal, holds_by_id, read_back
 from posinfo.cache import cache_root
 from posinfo.data import targets
@@ -88,9 +88,17 @@ SPEC = ChapterSpec(
                                 probe_test=None, n_synthetic=100, feature_size=28,
                                 readout_epochs=15),
     },
-    choices={"dataset": ("scenes", "msra-b+voc2012"), "arch": ("vgg16", "vgg16_bn"),
-             "patterns": targets.PATTERNS, "classification": ("synthetic", "imagenet"),
-             "scene_classes": CLASS_NAMES},
+    types={"arch": choice(("vgg16", "vgg16_bn")), "patterns": choice(targets.PATTERNS, is_list=True),
+           "cache_dir": PATH, "dataset": choice(("scenes", "msra-b+voc2012")),
+           "scene_classes": choice(CLASS_NAMES, is_list=True), "image_size": integer(16, 4096),
+           "vgg_width": real(1 / 64, 4), "n_train": integer(1, optional=True),
+           "n_test": integer(1, optional=True), "epochs": integer(1, 10_000),
+           "batch_size": integer(1, 4096), "lr": real(1e-9, 10), "decoder_channels": integer(1, 4096),
+           "classification": choice(("synthetic", "imagenet")),
+           "classification_size": integer(16, 1024), "classification_images": integer(1),
+           "classification_epochs": integer(1, 10_000), "probe_train": integer(1),
+           "probe_test": integer(1, optional=True), "n_synthetic": integer(1),
+           "feature_size": integer(1, 512), "readout_epochs": integer(1, 10_000)},
 )
 
 

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from posinfo.book.paper_tables import iccv2021_table1
-from posinfo.book.params import ChapterSpec, Config
+from posinfo.book.params import PATH, ChapterSpec, Config, choice, integer, real
 from posinfo.book.results import Claim, read_back
 from posinfo.cache import Training, cache_root, fingerprint, train_cached
 from posinfo.data import grid_inputs as grid
@@ -52,8 +52,14 @@ SPEC = ChapterSpec(
                                 n_train=45000, n_val=5000, n_test=None, test_placements=5,
                                 location_epochs=20, image_epochs=100, image_lr=1e-2),
     },
-    choices={"source": grid.SOURCES, "networks": NETWORKS, "paddings": PADDINGS,
-             "image_paddings": PADDINGS, "grid_sizes": tuple(range(2, 16))},
+    types={"networks": choice(NETWORKS, is_list=True), "batch_size": integer(1, 4096),
+           "location_lr": real(1e-9, 10), "cache_dir": PATH, "source": choice(grid.SOURCES),
+           "cell": integer(4, 256), "grid_sizes": choice(tuple(range(2, 16)), is_list=True),
+           "width": real(1 / 64, 4), "paddings": choice(PADDINGS, is_list=True),
+           "image_paddings": choice(PADDINGS, is_list=True), "n_train": integer(1),
+           "n_val": integer(1), "n_test": integer(1, optional=True),
+           "test_placements": integer(1, 1000), "location_epochs": integer(1, 10_000),
+           "image_epochs": integer(1, 10_000), "image_lr": real(1e-9, 10)},
 )
 
 

@@ -20,7 +20,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from posinfo.book.paper_tables import iccv2021_table2
-from posinfo.book.params import ChapterSpec, Config
+from posinfo.book.params import FLAG, PATH, ChapterSpec, Config, choice, integer, real
 from posinfo.book.results import Claim, holds_by_id, read_back, verdict_note
 from posinfo.cache import cache_root
 from posinfo.data.datasets import cifar_tensors, torchvision_dataset
@@ -47,8 +47,15 @@ SPEC = ChapterSpec(
                                 curve_shifts=[1, 2, 4, 8, 12, 16], pairs=5,
                                 sweep_lams=[0.0, 0.1, 1.0, 10.0]),
     },
-    choices={"dataset": DATASETS, "scene_background": ("texture", "flat", "black"),
-             "stem": augshift.STEMS, "filter_size": (1, 2, 3, 4, 5, 6, 7)},
+    types={"dataset": choice(DATASETS), "scene_background": choice(("texture", "flat", "black")),
+           "object_scale": real(0.05, 1.0, is_list=True), "image_size": integer(8, 1024),
+           "stem": choice(augshift.STEMS), "filter_size": choice((1, 2, 3, 4, 5, 6, 7)),
+           "batch_size": integer(1, 4096), "lr": real(1e-9, 10), "train_shift": integer(0, 256),
+           "lam": real(0, 1e6), "cons_shift": integer(1, 256), "combine": FLAG, "cache_dir": PATH,
+           "n_train": integer(1, optional=True), "n_test": integer(1, optional=True),
+           "width": real(1 / 64, 4), "epochs": integer(1, 10_000), "seeds": integer(1, 100),
+           "curve_shifts": integer(0, 256, is_list=True), "pairs": integer(1, 100),
+           "sweep_lams": real(0, 1e6, is_list=True)},
 )
 IMAGENET_COMMAND = (f"torchrun --nproc_per_node=<GPUs> -m {__package__}.augshift_imagenet "
                     "--data-root <folder with train/ and val/> --model <baseline|augshift|blurpool>")
@@ -61,6 +68,8 @@ def validate(cfg: Config) -> None:
                          f"distributed launcher: {IMAGENET_COMMAND}")
     if cfg.seeds < 1 or cfg.pairs < 1 or cfg.epochs < 1 or any(s < 0 for s in cfg.curve_shifts):
         raise ValueError("seeds, pairs and epochs must be >= 1 and curve_shifts >= 0")
+    if len(cfg.object_scale) != 2 or cfg.object_scale[0] > cfg.object_scale[1]:
+        raise ValueError(f"object_scale is a range [smallest, largest]; got {cfg.object_scale}")
     if max(cfg.curve_shifts + [cfg.cons_shift, cfg.train_shift]) >= cfg.image_size:
         raise ValueError(f"shifts must be smaller than image_size={cfg.image_size}")
     if cfg.dataset != "scenes":

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from posinfo.book import plots
 from posinfo.book.paper_tables import ICCV2021_CHANNELS, ICCV2021_FIG4, ICCV2021_FIG6
-from posinfo.book.params import ChapterSpec, Config, project_root
+from posinfo.book.params import PATH, ChapterSpec, Config, choice, integer, project_root, real
 from posinfo.book.results import Claim, decimal, holds_by_id, read_back
 from posinfo.cache import cache_root, cached, fingerprint
 from posinfo.data.datasets import CITYSCAPES_CLASSES, cityscapes_tensors, dataset_root
@@ -65,8 +65,14 @@ SPEC = ChapterSpec(
                                 batch_size=4, seeds=1,
                                 weights_file="data/deeplabv3_resnet50_cityscapes.pth"),
     },
-    choices={"dataset": ("streets", "cityscapes"), "region_objects": CITYSCAPES_CLASSES,
-             "cityscapes_split": ("train", "val")},
+    types={"dataset": choice(("streets", "cityscapes")), "n_objects": integer(0, 50, is_list=True),
+           "width": integer(1, 256), "head_channels": integer(1, 4096),
+           "batch_size": integer(1, 4096), "lr": real(1e-9, 10), "random_draws": integer(5, 10_000),
+           "weights_file": PATH, "region_objects": choice(CITYSCAPES_CLASSES, is_list=True),
+           "cityscapes_split": choice(("train", "val")), "n_examples": integer(1, 64),
+           "cache_dir": PATH, "image_size": integer(16, 2048), "n_train": integer(0),
+           "epochs": integer(0, 10_000), "n_rank": integer(1), "n_eval": integer(1),
+           "fractions": real(1e-6, 0.999, is_list=True), "seeds": integer(1, 100)},
 )
 
 @dataclass
@@ -153,8 +159,11 @@ def validate(cfg: Config) -> None:
     if len(cfg.fractions) < 2 or not all(0 < f < 1 for f in cfg.fractions):
         raise ValueError(f"fractions must be at least two shares of the channels in (0, 1); "
                          f"got {cfg.fractions}")
-    if cfg.random_draws < 5:
-        raise ValueError(f"random_draws must be at least 5; got {cfg.random_draws}")
+    if cfg.dataset == "streets" and (cfg.n_train < 1 or cfg.epochs < 1):
+        raise ValueError(f"the street scenes' segmenters need n_train >= 1 and epochs >= 1; got "
+                         f"n_train={cfg.n_train}, epochs={cfg.epochs}")
+    if len(cfg.n_objects) != 2 or not cfg.n_objects[0] <= cfg.n_objects[1]:
+        raise ValueError(f"n_objects is a range [least, most] of objects per scene; got {cfg.n_objects}")
     if cfg.seeds < 1 or (cfg.dataset == "cityscapes" and cfg.seeds != 1):
         raise ValueError(f"seeds (segmenters to train) must be at least 1, and 1 with the "
                          f"cityscapes weights file; got {cfg.seeds}")

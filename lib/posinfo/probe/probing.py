@@ -21,18 +21,29 @@ import pandas as pd
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from posinfo.book.params import Config
+from posinfo.book.params import FLAG, PATH, Config, Knob, choice, integer, real
 from posinfo.cache import cache_root
 from posinfo.data import targets
 from posinfo.data.datasets import dataset_root, saliency_tensors
 from posinfo.data.scenes import SyntheticScenes
 from posinfo.metrics.position import score
-from posinfo.models.encoders import build_encoder, require_imagenet_weights
+from posinfo.models.encoders import (ARCHITECTURES, INPUT_NORMS, build_encoder,
+                                     require_imagenet_weights)
 from posinfo.models.pretrain import PretrainConfig, synthetic_encoder
 from posinfo.probe.features import FeatureCache
 from posinfo.probe.readout import ReadoutTraining, fit_readout, least_squares_readout, predict
 
 TEST_SETS = ("natural",) + targets.SYNTHETIC_INPUTS
+# The knobs of a probe run (chapters 1-3 take all of them), with their types and ranges.
+PROBE_KNOBS: dict[str, Knob] = {
+    "dataset": choice(("scenes", "duts+pascal-s")), "image_size": integer(16, 4096),
+    "feature_size": integer(1, 512), "n_train": integer(1), "n_test": integer(1, optional=True),
+    "n_synthetic": integer(1), "patterns": choice(targets.PATTERNS, is_list=True),
+    "encoders": choice(ARCHITECTURES, is_list=True),
+    "weights": choice(("synthetic", "imagenet", "random")), "vgg_width": real(1 / 64, 4),
+    "input_norm": choice(INPUT_NORMS), "readout_epochs": integer(1, 10_000),
+    "compare_random": FLAG, "least_squares": FLAG, "pretrain_size": integer(16, 1024, by_name=True),
+    "pretrain_images": integer(1), "pretrain_epochs": integer(1, 10_000), "cache_dir": PATH}
 RAW = "posenet"  # the readout on the raw image, "PosENet alone" in the paper
 
 
