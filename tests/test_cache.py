@@ -1,9 +1,11 @@
+import os
+
 import pytest
 import torch
 from torch import nn
 
-from posinfo.cache import (Training, atomic_path, cached, fingerprint, load_entry, torch_save,
-                           train_cached, write_text)
+from posinfo.cache import (Training, atomic_path, cached, fingerprint, load_entry,
+                           remove_stale_temporaries, torch_save, train_cached, write_text)
 
 
 def test_failed_write_leaves_nothing(tmp_path):
@@ -68,7 +70,7 @@ def _start() -> Training:
     model = _Noisy()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     return Training(model, opt, torch.optim.lr_scheduler.StepLR(opt, 1, 0.5),
-                    torch.Generator().manual_seed(1), {"losses": []})
+                    torch.Generator().manual_seed(1), {"losses": []}, global_rng=True)
 
 
 def _epoch(training: Training, epoch: int) -> None:
@@ -124,3 +126,39 @@ def test_a_checkpoint_of_another_format_restarts_training(tmp_path):
     with pytest.warns(UserWarning, match="not a checkpoint of this version"):
         entry = train_cached(tmp_path / "n.pt", _start, _epoch, 2, _finish, progress=False)
     assert len(entry["record"]["losses"]) == 2
+
+
+def test_stale_temporaries_are_removed_fresh_ones_kept(tmp_path):
+    old, fresh = tmp_path / "sub" / ".x.pt.abc.tmp", tmp_path / ".y.pt.def.tmp"
+    old.parent.mkdir()
+    old.write_bytes(b"half"), fresh.write_bytes(b"half"), (tmp_path / "z.pt").write_bytes(b"")
+    os.utime(old, (0, 0))
+    assert remove_stale_temporaries(tmp_path) == [old]
+    assert not old.exists() and fresh.exists() and (tmp_path / "z.pt").exists()
+
+
+def test_a_training_of_its_own_generators_leaves_the_global_state_alone(tmp_path):
+    def start():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = nn.Linear(4, 1)
+        return Training(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                        generator=torch.Generator().manual_seed(1), record={"losses": []})
+
+    def epoch(training, i):
+        if i == 1 and not resuming:
+            raise KeyboardInterrupt
+        training.model(torch.rand(2, 4, generator=training.generator)).sum().backward()
+        training.optimizer.step()
+        training.record["losses"].append(float(i))
+
+    resuming = False
+    torch.manual_seed(3)
+    with pytest.raises(KeyboardInterrupt):
+        train_cached(tmp_path / "n.pt", start, epoch, 2, _finish, progress=False)
+    resuming = True
+    torch.manual_seed(7)
+    before = torch.get_rng_state()
+    entry = train_cached(tmp_path / "n.pt", start, epoch, 2, _finish, progress=False)
+    assert entry["record"]["losses"] == [0.0, 1.0]
+    assert torch.equal(torch.get_rng_state(), before)  # not the interrupted run's state

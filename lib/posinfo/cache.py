@@ -14,6 +14,7 @@ the one helper that trains, checkpoints, resumes and caches a network.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -71,9 +72,9 @@ def torch_save(obj: Any, path: str | Path) -> None:
         torch.save(obj, tmp)
 
 
-def fingerprint(*items: Tensor | nn.Module | str | int | float | Any) -> str:
+def fingerprint(*items: object) -> str:
     """A short hash of tensors (by value), modules (by state dict and repr) and plain values
-    (by ``repr``)."""
+    (by ``repr``: numbers, strings, and containers and dataclass fields of them)."""
     h = hashlib.sha1()
     for item in items:
         if isinstance(item, nn.Module):
@@ -91,8 +92,37 @@ def fingerprint(*items: Tensor | nn.Module | str | int | float | Any) -> str:
 
 def cache_root(cfg: Config) -> Path:
     """The cache folder of a run: the ``cache_dir`` knob, or the project's default
-    (``$POSINFO_CACHE`` or ``.cache/`` in the book's top folder)."""
-    return default_cache_dir() if cfg.cache_dir is None else Path(cfg.cache_dir)
+    (``$POSINFO_CACHE`` or ``.cache/`` in the book's top folder). The first time a process asks
+    for a folder, temporaries that killed runs left in it are removed
+    (:func:`remove_stale_temporaries`)."""
+    root = default_cache_dir() if cfg.cache_dir is None else Path(cfg.cache_dir)
+    _clean_once(root.resolve())
+    return root
+
+
+def remove_stale_temporaries(folder: str | Path, older_than: float = 3600.0) -> list[Path]:
+    """Remove the temporaries of :func:`atomic_path` (``.<name>.<random>.tmp``) anywhere under
+    ``folder`` that were last written more than ``older_than`` seconds ago: a write in progress
+    is seconds old, so what is older was left by a run that was killed mid-write.
+
+    Returns:
+        The files removed.
+    """
+    now, removed = time.time(), []
+    for path in Path(folder).rglob(".*.tmp"):
+        try:
+            if path.is_file() and now - path.stat().st_mtime > older_than:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:  # another run finished or removed it meanwhile
+            continue
+    return removed
+
+
+@functools.cache
+def _clean_once(folder: Path) -> None:
+    for path in remove_stale_temporaries(folder):
+        warnings.warn(f"removed {path}, a partial write a killed run left behind", stacklevel=3)
 
 
 def load_entry(path: str | Path, map_location: str | torch.device = "cpu") -> Any | None:
@@ -144,6 +174,9 @@ class Training:
         scheduler: Its learning-rate schedule, if any.
         generator: A random generator the epochs draw from (batch order, augmentations), if any.
         record: Plain data the epochs write (losses, accuracies, seconds, selected weights).
+        global_rng: Whether the epochs draw from torch's global CPU random state (dropout, say):
+            a checkpoint then holds that state too, and a resumed run restores it. Trainings
+            that draw only from their own generators leave the caller's global state alone.
 
     A checkpoint also holds the state of every ``torch.Generator`` that a submodule of the model
     keeps as its ``generator`` attribute (PermuteNet's permutations), so a resumed run draws what
@@ -155,8 +188,10 @@ class Training:
     scheduler: Any = None
     generator: torch.Generator | None = None
     record: dict[str, Any] = field(default_factory=dict)
+    global_rng: bool = False
 
     def _model_generators(self) -> dict[str, torch.Generator]:
+        """The generators submodules keep as their ``generator`` attribute, by module name."""
         return {name: m.generator for name, m in self.model.named_modules()
                 if isinstance(getattr(m, "generator", None), torch.Generator)}
 
@@ -209,11 +244,12 @@ def train_cached(path: str | Path, start: Callable[[], Training],
     """A trained network's entry: from the cache, or trained now (resuming a partial run) and cached.
 
     Training runs ``epoch(training, i)`` for ``i = 0 .. epochs - 1`` on the state ``start()``
-    builds. After every epoch the state (and the global CPU random state) is saved atomically
-    to ``<path stem>.partial.pt``; a run that finds such a checkpoint resumes after its last
-    epoch and ends with the same weights as an uninterrupted one. ``record["seconds"]``
-    accumulates the training time. Once trained, ``finish(training)`` (weights and records as
-    tensors and plain data) is saved to ``path`` and the checkpoint removed.
+    builds. After every epoch the state is saved atomically to ``<path stem>.partial.pt`` (with
+    torch's global CPU random state if ``training.global_rng``); a run that finds such a
+    checkpoint resumes after its last epoch and ends with the same weights as an uninterrupted
+    one. ``record["seconds"]`` accumulates the training time. Once trained, ``finish(training)``
+    (weights and records as tensors and plain data) is saved to ``path`` and the checkpoint
+    removed. Checkpoints are read onto the CPU; the model and optimiser copy them to their device.
 
     Args:
         path: The cache entry of the trained network (its name holds the cache key).
@@ -232,7 +268,7 @@ def train_cached(path: str | Path, start: Callable[[], Training],
     if entry is not None:
         return entry
     training, partial = start(), path.with_suffix(".partial.pt")
-    state = load_entry(partial, map_location=next(training.model.parameters()).device)
+    state = load_entry(partial)
     if state is not None and not (isinstance(state, dict) and {"training", "rng", "epochs"} <= set(state)):
         warnings.warn(f"checkpoint {partial} is not a checkpoint of this version; training from "
                       "the start", stacklevel=2)
@@ -240,15 +276,16 @@ def train_cached(path: str | Path, start: Callable[[], Training],
     done = 0
     if state is not None:
         training.load_state_dict(state["training"])
-        torch.set_rng_state(state["rng"])
+        if training.global_rng:
+            torch.set_rng_state(state["rng"])
         done = state["epochs"]
     training.record.setdefault("seconds", 0.0)
     for i in tqdm(range(done, epochs), desc=desc, disable=not progress, leave=False):
         begin = time.perf_counter()
         epoch(training, i)
         training.record["seconds"] += time.perf_counter() - begin
-        torch_save({"training": training.state_dict(), "rng": torch.get_rng_state(),
-                    "epochs": i + 1}, partial)
+        rng = torch.get_rng_state() if training.global_rng else None
+        torch_save({"training": training.state_dict(), "rng": rng, "epochs": i + 1}, partial)
     entry = finish(training)
     torch_save(entry, path)
     partial.unlink(missing_ok=True)

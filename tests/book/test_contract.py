@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import nbformat
 import pytest
+from papermill.translators import PythonTranslator
 
-from posinfo.book.contract import contract_violations, module_name
-from posinfo.book.params import PROFILES, resolve
+from posinfo.book.contract import contract_functions, contract_violations, module_name
+from posinfo.book.params import COMMON, PROFILES, resolve
 
 BOOK = Path(__file__).resolve().parents[2] / "book"
 NOTEBOOKS = sorted(p.stem for p in BOOK.glob("[0-9][0-9]_*.ipynb"))
@@ -45,14 +47,14 @@ def test_notebook_goes_through_its_module(stem):
     assert imported == {f"ch{stem}"}, f"{stem}.ipynb imports another chapter's module"
 
 
-def test_violations_are_reported():
+def test_violations_are_reported(tmp_path):
     def validate(cfg):
         pass
 
     def check_claims(table, cfg, extra=None):
         return []
 
-    def regression_summary(table, cfg):
+    def regression_summary(table, cfg, *, claims):
         return {}
 
     fake = SimpleNamespace(__name__="posinfo.chapters.ch09_fake", SPEC=None, validate=validate,
@@ -61,8 +63,29 @@ def test_violations_are_reported():
     assert "SPEC is not a ChapterSpec" in problems
     assert any(p.startswith("check_claims") for p in problems)
     assert any(p.startswith("regression_summary") for p in problems)
+    assert contract_functions() == {"validate": ["cfg"], "check_claims": ["results", "cfg"],
+                                    "regression_summary": ["results", "claims", "cfg"]}
     with pytest.raises(ValueError, match="NN_<name>"):
         module_name("existence")
+
+
+def test_a_misnamed_spec_and_mismatched_results_types_are_reported():
+    real = importlib.import_module(module_name("01_existence"))
+
+    def regression_summary(run: int, claims: list, cfg: int) -> dict:
+        return {}
+
+    def check_claims(table, cfg):
+        return []
+
+    fake = SimpleNamespace(__name__="posinfo.chapters.ch09_fake", SPEC=real.SPEC, validate=real.validate,
+                           check_claims=real.check_claims, regression_summary=real.regression_summary)
+    assert contract_violations(fake) == ["SPEC.chapter '01_existence' does not name this module"]
+    fake.__name__ = real.__name__
+    fake.regression_summary = regression_summary
+    assert contract_violations(fake)[0].startswith("check_claims takes")
+    fake.check_claims = check_claims
+    assert "has no type" in contract_violations(fake)[0]
 
 
 KNOBS = [(stem, name) for stem in NOTEBOOKS
@@ -78,3 +101,17 @@ def test_every_knob_refuses_a_wrong_type_a_value_out_of_range_and_an_empty_list(
     for kind, value in wrong.items():
         with pytest.raises(ValueError, match=f"parameter '{name}' got"):
             resolve(spec, common | {name: value})
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_parameters_cell_explains_every_knob(stem):
+    """`papermill --help-notebook` lists every parameter with the type and range it takes."""
+    spec = importlib.import_module(module_name(stem)).SPEC
+    cells = json.loads((BOOK / f"{stem}.ipynb").read_text())["cells"]
+    cell = next(c for c in cells if "parameters" in c["metadata"].get("tags", []))
+    params = {p.name: p for p in PythonTranslator.inspect(nbformat.from_dict(cell | {"source": "".join(cell["source"])}))}
+    assert set(params) == set(COMMON) | set(spec.knobs)
+    for name in spec.knobs:
+        assert params[name].default == "None"
+        assert params[name].help == spec.types[name].describe(), name
+    assert all(params[name].help for name in COMMON)

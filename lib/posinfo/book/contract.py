@@ -15,6 +15,7 @@ chapters share lives in the core packages (``data``, ``models``, ``probe``, ``me
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Sequence
 from types import ModuleType
@@ -47,7 +48,12 @@ class ChapterModule(Protocol[Results]):
         facts of the run a regression would change (for nbval)."""
 
 
-CONTRACT_FUNCTIONS: dict[str, int] = {"validate": 1, "check_claims": 2, "regression_summary": 3}
+def contract_functions() -> dict[str, list[str]]:
+    """The functions of :class:`ChapterModule` and the names of their arguments, read off the
+    protocol itself (the first argument of the last two is the chapter's own)."""
+    return {name: [p for p in inspect.signature(fn).parameters if p != "self"]
+            for name, fn in vars(ChapterModule).items()
+            if inspect.isfunction(fn) and not name.startswith("_")}
 
 
 def module_name(notebook_stem: str) -> str:
@@ -65,19 +71,32 @@ def contract_violations(module: ModuleType) -> list[str]:
         problems.append("SPEC is not a ChapterSpec")
     elif module.__name__ != module_name(spec.chapter):
         problems.append(f"SPEC.chapter {spec.chapter!r} does not name this module")
-    for name, arity in CONTRACT_FUNCTIONS.items():
+    for name, expected in contract_functions().items():
         fn = getattr(module, name, None)
-        if not callable(fn):
+        if not inspect.isfunction(fn):
             problems.append(f"no function {name}")
             continue
-        params = list(fn.__code__.co_varnames[:fn.__code__.co_argcount])
-        if len(params) != arity or params[-1] != "cfg" or fn.__defaults__:
-            problems.append(f"{name}{tuple(params)} does not take ({'..., ' * (arity - 1)}cfg)")
-        if name == "regression_summary" and len(params) == arity and params[1] != "claims":
-            problems.append("regression_summary's second argument is not claims")
+        params = list(inspect.signature(fn).parameters.values())
+        names = [p.name for p in params]
+        if (len(params) != len(expected) or names[1:] != expected[1:] or
+                any(p.default is not p.empty or p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                    for p in params)):
+            problems.append(f"{name}{tuple(names)} does not take ({', '.join(['results'] + expected[1:])})"
+                            if len(expected) > 1 else f"{name}{tuple(names)} does not take (cfg)")
     if not problems:
-        first = [next(iter(get_type_hints(getattr(module, n)).values()))
-                 for n in ("check_claims", "regression_summary")]
-        if first[0] != first[1]:
-            problems.append(f"check_claims takes {first[0]} but regression_summary {first[1]}")
+        problems += _results_type_problems(module)
     return problems
+
+
+def _results_type_problems(module: ModuleType) -> list[str]:
+    """Whether ``check_claims`` and ``regression_summary`` take the same, annotated, results type."""
+    types = []
+    for name in ("check_claims", "regression_summary"):
+        fn = getattr(module, name)
+        first = next(iter(inspect.signature(fn).parameters))
+        hint = get_type_hints(fn).get(first)
+        if hint is None:
+            return [f"{name}'s results argument {first!r} has no type"]
+        types.append(hint)
+    return [] if types[0] == types[1] else [
+        f"check_claims takes {types[0]} but regression_summary {types[1]}"]

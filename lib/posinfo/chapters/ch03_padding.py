@@ -65,8 +65,8 @@ SPEC = ChapterSpec(
                          "borders": choice(BORDERS, is_list=True), "kayhan_seeds": integer(1, 1000),
                          "kayhan_steps": integer(1, 100_000)},
 )
-# VGG16 without padding loses 4, 4, 6, 6 and 6 pixels in its five stages and halves the map
-# four times: below 196 px its last stage has nothing left.
+
+
 def validate(cfg: Config) -> None:
     """Fail before any work on a run that cannot complete."""
     if len(cfg.encoders) != 1 or not cfg.encoders[0].startswith("vgg"):

@@ -34,7 +34,8 @@ from tqdm.auto import tqdm
 
 from posinfo.book import plots
 from posinfo.book.paper_tables import ICCV2021_CHANNELS, ICCV2021_FIG4, ICCV2021_FIG6
-from posinfo.book.params import PATH, ChapterSpec, Config, choice, integer, project_root, real
+from posinfo.book.params import (PATH, ChapterSpec, Config, choice, integer, path, project_root,
+                                 real)
 from posinfo.book.results import Claim, decimal, holds_by_id, read_back
 from posinfo.cache import cache_root, cached, fingerprint
 from posinfo.data.datasets import CITYSCAPES_CLASSES, cityscapes_tensors, dataset_root
@@ -68,7 +69,9 @@ SPEC = ChapterSpec(
     types={"dataset": choice(("streets", "cityscapes")), "n_objects": integer(0, 50, is_list=True),
            "width": integer(1, 256), "head_channels": integer(1, 4096),
            "batch_size": integer(1, 4096), "lr": real(1e-9, 10), "random_draws": integer(5, 10_000),
-           "weights_file": PATH, "region_objects": choice(CITYSCAPES_CLASSES, is_list=True),
+           "weights_file": path("a DeepLabv3-ResNet-50 Cityscapes state dict (the cityscapes "
+                                "dataset); relative to the book's folder"),
+           "region_objects": choice(CITYSCAPES_CLASSES, is_list=True),
            "cityscapes_split": choice(("train", "val")), "n_examples": integer(1, 64),
            "cache_dir": PATH, "image_size": integer(16, 2048), "n_train": integer(0),
            "epochs": integer(0, 10_000), "n_rank": integer(1), "n_eval": integer(1),

@@ -170,8 +170,9 @@ _IMAGENET_WEIGHTS = {
     "resnet34": "ResNet34_Weights", "resnet50": "ResNet50_Weights",
     "resnet101": "ResNet101_Weights", "resnet152": "ResNet152_Weights",
 }
-# The smallest input VGG16 without padding takes: each 3x3 convolution trims two pixels, and the
-# last level must keep at least one.
+# The smallest input VGG16 without padding takes: its five stages lose 4, 4, 6, 6 and 6 pixels
+# (two per 3x3 convolution) and halve the map four times, so below 196 px its last stage has
+# nothing left.
 MIN_NOPAD_SIZE = 196
 _RESNET_KEYS = {"conv1": "0", "bn1": "1", "layer1": "4", "layer2": "5", "layer3": "6", "layer4": "7"}
 
@@ -210,8 +211,7 @@ def load_imagenet_state(arch: str) -> dict[str, Tensor]:
             f"them: fetch {url} and save it as {path} (or set TORCH_HOME to the folder whose "
             f"hub/checkpoints/ holds it)."
         )
-    weights = getattr(torchvision.models, _IMAGENET_WEIGHTS[arch]).IMAGENET1K_V1
-    return weights.get_state_dict(progress=False)
+    return torch.load(path, map_location="cpu", weights_only=True)  # tensors only, never code
 
 
 def _to_trunk_keys(arch: str, state: dict[str, Tensor]) -> dict[str, Tensor]:

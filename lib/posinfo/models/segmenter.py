@@ -189,7 +189,9 @@ def start_training(cfg: SegmenterTraining, n_images: int) -> Training:
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps = cfg.epochs * -(-n_images // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
-    return Training(model, opt, sched, record={"config": asdict(cfg), "losses": [], "seconds": 0.0})
+    # The ASPP head's dropout draws from the global random state: checkpoints keep it.
+    return Training(model, opt, sched, record={"config": asdict(cfg), "losses": [], "seconds": 0.0},
+                    global_rng=True)
 
 
 def cached_segmenter(cfg: SegmenterTraining, images: Tensor, masks: Tensor, cache_dir: str | Path,
