@@ -27,13 +27,18 @@ SOURCES = ("_config.yml", "_toc.yml", "references.bib", "_static", "book")
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
-def drop_progress_bars(path: Path) -> None:
-    """Remove the progress-bar widgets of an executed notebook: papermill saves no widget state,
-    so they would render as empty boxes; they are not results."""
+def tidy_executed(path: Path) -> None:
+    """Prepare an executed notebook for the HTML: remove the progress-bar widgets (papermill saves
+    no widget state, so they would render as empty boxes; they are not results), and fold the
+    notebook's own parameters cell and papermill's injected one behind a toggle (the first holds
+    the smoke defaults, not the settings used; the profile banner states those)."""
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if WIDGET not in o.get("data", {})]
+        tags = cell.metadata.setdefault("tags", [])
+        if {"parameters", "injected-parameters"} & set(tags) and "hide-cell" not in tags:
+            tags.append("hide-cell")
     nbformat.write(nb, path)
 
 
@@ -49,7 +54,7 @@ def stage(executed: Path, staging: Path) -> None:
         if not run.exists():
             sys.exit(f"{run} is missing: run `make chapters` first")
         shutil.copy2(run, staging / "book" / chapter.name)
-        drop_progress_bars(staging / "book" / chapter.name)
+        tidy_executed(staging / "book" / chapter.name)
 
 
 def chapter_headings(book: Path) -> tuple[dict[str, str], dict[str, str]]:

@@ -91,7 +91,7 @@ def test_knob_types():
         with pytest.raises(ValueError, match="parameter 'k'"):
             knob.check("k", bad)
     assert integer(1, 3).describe() == "an int in [1, 3]"
-    assert choice(("a", "b"), is_list=True).describe() == "a non-empty list of one of ['a', 'b']"
+    assert choice(("a", "b"), is_list=True).describe() == "a non-empty list, each one of ['a', 'b']"
     with pytest.raises(ValueError, match="unknown knob type"):
         Knob("complex")
 

@@ -36,8 +36,8 @@ class Knob:
         choices: The allowed values (of a string, or of each element of a list).
         is_list: A non-empty list of such values (a single string given for it becomes a list).
         optional: ``None`` is allowed (for example ``n_test=None``: every image).
-        by_name: A ``{name: value}`` mapping is allowed too, its names from ``choices`` of the
-            chapter's ``names_from`` knob (``pretrain_size={"vgg16_bn": 32}``).
+        by_name: A ``{name: value}`` mapping is allowed too (``pretrain_size={"vgg16_bn": 32}``).
+        help: What the value means, where its type does not say it (a path, say).
     """
 
     type: str
@@ -47,6 +47,7 @@ class Knob:
     is_list: bool = False
     optional: bool = False
     by_name: bool = False
+    help: str = ""
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
@@ -54,18 +55,21 @@ class Knob:
 
     def describe(self) -> str:
         """What the knob takes, in words."""
+        if self.help:
+            return self.help
         what = (f"one of {list(self.choices)}" if self.choices is not None else
                 f"{'an' if self.type == 'int' else 'a'} {self.type}" + self._range())
-        what = f"a non-empty list of {what}" if self.is_list else what
+        if self.is_list:
+            what = f"a non-empty list, each {what}"
         what += " (or a {name: value} mapping of such values)" if self.by_name else ""
-        return what + (" or None" if self.optional else "")
+        return what + (", or None" if self.optional else "")
 
     def _range(self) -> str:
         if self.low is not None and self.high is not None:
             return f" in [{self.low}, {self.high}]"
         if self.low is not None:
-            return f" >= {self.low}"
-        return f" <= {self.high}" if self.high is not None else ""
+            return f", at least {self.low}"
+        return f", at most {self.high}" if self.high is not None else ""
 
     def _fits(self, value: Any) -> bool:
         if isinstance(value, bool) and self.type != "bool":
@@ -128,8 +132,13 @@ def choice(values: Sequence[Any], **kw: Any) -> Knob:
     return Knob(kind, choices=tuple(values), **kw)
 
 
+def path(help: str) -> Knob:
+    """A path knob (a string, or ``None`` for its default); ``help`` says what it points to."""
+    return Knob("str", optional=True, help=help)
+
+
 FLAG = Knob("bool")
-PATH = Knob("str", optional=True)  # a folder or file; None takes the default
+PATH = path("a folder for the caches; None: $POSINFO_CACHE or .cache/ in the book's folder")
 COMMON_TYPES: dict[str, Knob] = {"seed": integer(0, 2**63 - 1), "device": choice(DEVICES),
                                  "data_root": Knob("str"), "out_dir": Knob("str")}
 

@@ -1,0 +1,210 @@
+"""The book's report pages, generated at build time from what the chapters wrote.
+
+- The **scorecard**: every claim of every chapter (``claims.json``), the paper's numbers, ours and
+  whether it holds, one column pair per profile that was run, linked to the chapter's claims.
+- The **reproducibility appendix**: profile, seed, package versions, hardware and the wall time of
+  every chapter (``wall_seconds.txt``, written by ``make chapters``).
+- The **benchmark page**: the JSON that ``make bench`` writes, and the chapters' times.
+
+Each page is Markdown (MyST) for Jupyter Book; nothing here runs an experiment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+CLAIM_FIELDS = ("id", "claim", "paper", "ours", "holds")
+
+
+def heading_anchor(heading: str) -> str:
+    """The anchor MyST gives a heading (``myst_heading_anchors``): lower case, spaces to hyphens,
+    other punctuation dropped. ``"## The paper's findings, tested"`` -> ``the-papers-findings-tested``."""
+    title = heading.lstrip("#").strip().lower().replace(" ", "-")
+    return re.sub(r"[^\w\- ]", "", title)
+
+
+def read_claims(results_root: str | Path) -> pd.DataFrame:
+    """All claims written under ``results_root/<chapter>/claims.json``.
+
+    Returns:
+        One row per claim: ``chapter, id, claim, paper, ours, holds, profile, seed`` (profile and
+        seed from the chapter's ``results.csv``; ``None`` if it is missing).
+
+    Raises:
+        ValueError: If a ``claims.json`` is not a list of ``{id, claim, paper, ours, holds}``.
+    """
+    rows = []
+    for path in sorted(Path(results_root).glob("*/claims.json")):
+        claims = json.loads(path.read_text())
+        if not isinstance(claims, list) or any(set(c) != set(CLAIM_FIELDS) for c in claims):
+            raise ValueError(f"{path}: expected a list of objects with keys {CLAIM_FIELDS}")
+        run = _run_of(path.parent)
+        rows += [dict(chapter=path.parent.name, **c, **run) for c in claims]
+    return pd.DataFrame(rows, columns=["chapter", *CLAIM_FIELDS, "profile", "seed"])
+
+
+def _run_of(folder: Path) -> dict:
+    """The profile and seed recorded in a chapter's ``results.csv``."""
+    csv = folder / "results.csv"
+    if not csv.exists():
+        return dict(profile=None, seed=None)
+    first = pd.read_csv(csv, usecols=["profile", "seed"], nrows=1)
+    return dict(profile=str(first.profile.iloc[0]), seed=int(first.seed.iloc[0]))
+
+
+def _cell(text: object) -> str:
+    """A value made safe for one cell of a Markdown table."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _holds(value: object) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "not run"
+    return "**holds**" if bool(value) else "**does not hold**"
+
+
+def scorecard_markdown(claims: pd.DataFrame, titles: Mapping[str, str],
+                       anchors: Mapping[str, str] | None = None) -> str:
+    """The scorecard page.
+
+    Args:
+        claims: Rows of :func:`read_claims`, possibly from several results roots (profiles).
+        titles: Chapter stem -> title, in the book's order; chapters without claims are listed
+            as not run.
+        anchors: Chapter stem -> anchor of its claims section (see :func:`heading_anchor`); a
+            chapter without one is linked at its top.
+
+    Returns:
+        MyST Markdown: a summary per profile, then a table per chapter.
+    """
+    profiles = sorted(claims.profile.dropna().unique(), key=["smoke", "default", "paper"].index)
+    lines = ["# Scorecard", "", "Every finding of the papers that a chapter tests, with the paper's",
+             "numbers, ours, and whether it holds in the run that built this book. A claim that",
+             "does not hold is listed as such; its chapter shows the numbers and looks for the reason.", ""]
+    for profile in profiles:
+        runs = claims[claims.profile == profile]
+        lines.append(f"- **{profile} profile**: {int(runs.holds.sum())} of {len(runs)} claims hold "
+                     f"in {runs.chapter.nunique()} chapters (seed {', '.join(map(str, sorted(runs.seed.unique())))}).")
+    lines += ["", *_summary_table(claims, titles, profiles)]
+    for chapter, title in titles.items():
+        anchor = (anchors or {}).get(chapter)
+        lines += ["", f"## [{title}]({chapter}.ipynb{'#' + anchor if anchor else ''})", ""]
+        lines += _chapter_table(claims[claims.chapter == chapter], profiles)
+    return "\n".join(lines) + "\n"
+
+
+def _summary_table(claims: pd.DataFrame, titles: Mapping[str, str], profiles: Sequence[str]) -> list[str]:
+    """One row per chapter: how many of its claims hold, per profile."""
+    rows = []
+    for chapter, title in titles.items():
+        counts = []
+        for p in profiles:
+            run = claims[(claims.chapter == chapter) & (claims.profile == p)]
+            counts.append(f"{int(run.holds.sum())} of {len(run)}" if len(run) else "not run")
+        rows.append([title, *counts])
+    return _table(pd.DataFrame(rows, columns=["chapter", *[f"claims holding ({p})" for p in profiles]]))
+
+
+def _chapter_table(claims: pd.DataFrame, profiles: Sequence[str]) -> list[str]:
+    """The Markdown table of one chapter's claims, one ours/holds pair per profile."""
+    if claims.empty:
+        return ["No results: this chapter was not run for this build."]
+    header = ["id", "claim", "paper"] + [f"{h} ({p})" for p in profiles for h in ("ours", "holds")]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for cid, group in claims.groupby("id", sort=False):
+        first = group.iloc[0]
+        cells = [cid, first.claim, first.paper]
+        for p in profiles:
+            run = group[group.profile == p]
+            cells += ([run.ours.iloc[0], _holds(run.holds.iloc[0])] if len(run) else ["", "not run"])
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return lines
+
+
+def chapter_runs(results_root: str | Path, titles: Mapping[str, str]) -> pd.DataFrame:
+    """Per chapter: title, profile, seed and wall time (``wall_seconds.txt``; NaN if not timed)."""
+    rows = []
+    for chapter, title in titles.items():
+        folder = Path(results_root) / chapter
+        wall = folder / "wall_seconds.txt"
+        rows.append(dict(chapter=chapter, title=title, **_run_of(folder),
+                         wall_minutes=float(wall.read_text()) / 60 if wall.exists() else float("nan")))
+    return pd.DataFrame(rows)
+
+
+def package_versions(requirements: str | Path) -> dict[str, str]:
+    """The installed version of every package pinned in ``requirements`` (``"missing"`` if none)."""
+    names = [line.split("==")[0].strip() for line in Path(requirements).read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "missing"
+    return versions
+
+
+def hardware() -> dict[str, str]:
+    """What the book was built on: OS, Python, CPU cores, memory, GPU (if any) and the torch
+    threads each chapter ran with (``$POSINFO_CHAPTER_THREADS``, which `make html` sets)."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else float("nan")
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU only)"
+    threads = os.environ.get("POSINFO_CHAPTER_THREADS", "not recorded")
+    return {"system": f"{platform.system()} {platform.release()} ({platform.machine()})",
+            "python": platform.python_version(), "CPU cores": str(os.cpu_count()),
+            "memory": f"{memory:.0f} GiB", "GPU": gpu, "torch threads per chapter": threads}
+
+
+def _table(frame: pd.DataFrame) -> list[str]:
+    """A small DataFrame as a Markdown table."""
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return lines
+
+
+def _minutes(value: float) -> str:
+    return "not timed" if pd.isna(value) else f"{value:.1f} min"
+
+
+def appendix_markdown(runs: pd.DataFrame, versions: Mapping[str, str], machine: Mapping[str, str],
+                      built: str) -> str:
+    """The reproducibility appendix: how this build was made, to rerun it exactly."""
+    chapters = runs.assign(wall=runs.wall_minutes.map(_minutes))[["title", "profile", "seed", "wall"]]
+    total = runs.wall_minutes.sum(min_count=1)
+    lines = ["# Reproducibility", "", f"This book was built on {built}. Each chapter ran through",
+             "papermill with the profile and seed below; rerunning `make book` with the same",
+             "versions gives the same checked numbers (see each chapter's `claims.json`).", "",
+             "## Chapters", ""] + _table(chapters.rename(columns={"wall": "wall time"}))
+    lines += ["", f"Sum of the chapters' wall times: {_minutes(total)} (chapters run in parallel,",
+              "so the build itself can take less).", "", "## Machine", ""]
+    lines += _table(pd.DataFrame(list(machine.items()), columns=["what", "value"]))
+    lines += ["", "## Packages", ""]
+    lines += _table(pd.DataFrame(list(versions.items()), columns=["package", "version"]))
+    return "\n".join(lines) + "\n"
+
+
+def benchmark_markdown(bench: Mapping[str, object] | None, runs: pd.DataFrame) -> str:
+    """The benchmark page: ``make bench``'s measurement (if it was run) and the chapters' times."""
+    lines = ["# Benchmarks", "", "## Cached features against the paper's protocol", ""]
+    if bench is None:
+        lines.append("`make bench` was not run for this build; run it to fill this section.")
+    else:
+        lines += [f"The same readout trained twice on {bench['setting']}: once on features computed",
+                  "once and cached, once with the frozen encoder run on every mini-batch, as the",
+                  "authors' code does.", ""]
+        lines += _table(pd.DataFrame(bench["rows"]))
+        lines += ["", f"Speed-up of the cached features: **{bench['speedup']:.1f}x**."]
+    lines += ["", "## Chapters", ""]
+    lines += _table(runs.assign(wall=runs.wall_minutes.map(_minutes))[["title", "profile", "wall"]]
+                    .rename(columns={"wall": "wall time"}))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,153 @@
+"""What every chapter writes: ``results.csv``, ``claims.json`` and its figures (BOOK_CONTRACT.md).
+
+All files are written atomically, so an interrupted run never leaves a half-written result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import myst_nb
+import pandas as pd
+from IPython.display import Markdown
+from matplotlib.figure import Figure
+
+from posinfo.cache import atomic_path, write_text
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One qualitative finding of a paper, tested by a run.
+
+    Attributes:
+        id: Short identifier (e.g. ``"E1"``).
+        claim: The finding, in one sentence.
+        paper: What the paper reported.
+        ours: What this run measured.
+        holds: Whether the finding holds in this run, computed from the measurements.
+    """
+
+    id: str
+    claim: str
+    paper: str
+    ours: str
+    holds: bool
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.holds, bool):
+            raise TypeError(f"claim {self.id}: holds must be a bool, got {type(self.holds).__name__}")
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN: write ``None`` instead."""
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def write_results(table: pd.DataFrame, folder: str | Path, *, profile: str, seed: int) -> Path:
+    """Write the tidy results table, with the profile and seed on every row, as ``results.csv``."""
+    table = table.assign(profile=profile, seed=seed)
+    with atomic_path(Path(folder) / "results.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    return Path(folder) / "results.csv"
+
+
+def write_claims(claims: Sequence[Claim], folder: str | Path) -> Path:
+    """Write the claims as a JSON list of ``{id, claim, paper, ours, holds}`` to ``claims.json``."""
+    ids = [c.id for c in claims]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"duplicate claim ids in {ids}")
+    data = [{k: _clean(v) for k, v in asdict(c).items()} for c in claims]
+    write_text(Path(folder) / "claims.json", json.dumps(data, indent=2) + "\n")
+    return Path(folder) / "claims.json"
+
+
+def save_figure(fig: Figure, folder: str | Path, name: str) -> Path:
+    """Save a figure as ``{folder}/{name}.png`` (150 dpi)."""
+    path = Path(folder) / f"{name}.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
+    return path
+
+
+def claims_table(claims: Sequence[Claim]) -> pd.DataFrame:
+    """The claims as a table for display."""
+    return pd.DataFrame([asdict(c) for c in claims]).set_index("id")
+
+
+def profile_banner(cfg: Any) -> Any:
+    """A note that says which profile and seed produced the outputs below it (Markdown)."""
+    knobs = ", ".join(f"`{k}={v!r}`" for k, v in cfg.knobs.items() if k != "cache_dir")
+    return Markdown(f"> **Profile: {cfg.profile}.** The outputs of this page were computed with the "
+                    f"**{cfg.profile}** profile, seed {cfg.seed}, on {cfg.device.type}. Knobs: {knobs}.")
+
+
+def glue_prose(values: Mapping[str, str]) -> None:
+    """Hand this run's numbers and verdicts to the chapter's prose.
+
+    Each value becomes a myst-nb glue variable, pasted into the Markdown as {glue:text}`name` when
+    the book is built, so the text always quotes the run it sits in. Nothing is shown in the
+    notebook.
+
+    Args:
+        values: Variable name -> the text to paste (numbers already formatted).
+    """
+    for name, text in values.items():
+        if not isinstance(text, str):
+            raise TypeError(f"glue value {name!r} must be formatted text, got {type(text).__name__}")
+        myst_nb.glue(name, text, display=False)
+
+
+def decimal(value: float, digits: int = 2) -> str:
+    """A number the way the prose writes scores below one: ``0.4567 -> ".46"``, ``-0.04 -> "-.04"``."""
+    text = f"{value:.{digits}f}"
+    return text.replace("0.", ".", 1) if abs(value) < 1 else text
+
+
+def holds_text(holds: bool) -> str:
+    """A claim's verdict as the prose says it."""
+    return "holds" if holds else "does not hold"
+
+
+def holds_by_id(claims: Sequence[Claim]) -> dict[str, str]:
+    """Each claim's verdict in words, keyed by its lower-case id (``"E1" -> "e1"``), for the prose."""
+    return {c.id.lower(): holds_text(c.holds) for c in claims}
+
+
+def verdict_note(claims: Sequence[Claim], cfg: Any) -> Markdown:
+    """A chapter's verdict in words, written from this run's claims: how many hold, and each one
+    that does not with the paper's and this run's numbers."""
+    held = [c.id for c in claims if c.holds]
+    text = (f"In this run ({cfg.profile} profile, seed {cfg.seed}) {len(held)} of {len(claims)} "
+            f"findings tested here hold ({', '.join(held) or 'none'}).")
+    for c in claims:
+        if not c.holds:
+            text += f"\n\n- **{c.id} does not hold.** {c.claim} Paper: {c.paper}. Here: {c.ours}."
+    return Markdown(text)
+
+
+def read_back(folder: str | Path, claims: Sequence[Claim], columns: set[str]) -> pd.DataFrame:
+    """Read a run's ``results.csv`` and ``claims.json`` back and check them against the contract.
+
+    Args:
+        folder: The chapter's results folder.
+        claims: The claims the run computed (their ids must be what was written).
+        columns: Columns ``results.csv`` must have besides ``value``, ``profile`` and ``seed``.
+
+    Returns:
+        The results table as written.
+    """
+    results = pd.read_csv(Path(folder) / "results.csv")
+    written = json.loads((Path(folder) / "claims.json").read_text())
+    missing = (columns | {"value", "profile", "seed"}) - set(results.columns)
+    if missing:
+        raise AssertionError(f"results.csv lacks columns {sorted(missing)}")
+    if [c["id"] for c in written] != [c.id for c in claims]:
+        raise AssertionError("claims.json does not hold the claims of this run")
+    if any(set(c) != {"id", "claim", "paper", "ours", "holds"} for c in written):
+        raise AssertionError("claims.json entries need exactly id, claim, paper, ours, holds")
+    return results

@@ -1,0 +1,524 @@
+"""Chapter 4: padding in position-dependent tasks (ICLR 2020 Section 4.2, Tables 5 and 6).
+
+The same VGG16 encoder-decoder (:mod:`posinfo.models.dense`) is trained from scratch, with and
+without zero padding, for salient object detection and for semantic segmentation, and scored
+with the F-measure and MAE (saliency) and the mIoU (segmentation). The two padded encoders and an
+encoder trained for classification are then frozen and probed with chapter 1's readout for the
+H, G and HS patterns on natural, black, white and noise inputs.
+
+In the default profile the two dense networks are trained on the very same generated scenes
+(:mod:`posinfo.data.scenes`, objects of ``scene_classes`` only), with the same architecture, width,
+resolution, optimiser and number of steps: only the labels differ (the objects' mask, their class
+mask). The encoder trained for classification is the book's synthetic encoder (all ten classes,
+the class of the largest object) at this chapter's width; one label per image carries far less
+signal than a mask, so it gets more, smaller images (``classification_size``,
+``classification_images``, ``classification_epochs``): with the dense networks' budget it stays at
+chance, and a probe of an untrained encoder says nothing about what classification teaches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from IPython.display import Markdown
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from posinfo.book import plots
+from posinfo.book.paper_tables import iclr2020_table5, iclr2020_table6
+from posinfo.book.params import PATH, ChapterSpec, Config, choice, integer, real
+from posinfo.book.results import Claim, decimal, holds_by_id, read_back
+from posinfo.cache import cache_root
+from posinfo.data import targets
+from posinfo.data.datasets import dataset_root, saliency_tensors, voc_tensors
+from posinfo.data.scenes import CLASS_NAMES, SyntheticScenes
+from posinfo.data.targets import distance_to_border
+from posinfo.metrics import dense as task_metrics
+from posinfo.metrics.dense import IGNORE
+from posinfo.models.dense import (
+    DenseConfig,
+    DenseNet,
+    EpochData,
+    dense_network,
+    frozen_encoder,
+    predict_dense,
+)
+from posinfo.models.encoders import MIN_NOPAD_SIZE, build_encoder, require_imagenet_weights
+from posinfo.models.pretrain import PretrainConfig, synthetic_encoder
+from posinfo.probe.probing import TEST_SETS, Source, load_data, run_readouts
+
+TASK_PADDINGS = ("zero", "none")
+TRAINED_FOR = ("classification", "saliency", "segmentation")
+# Probed beside them: the dense networks' common starting point (same seed, before training).
+PROBED = (*TRAINED_FOR, "untrained")
+OBJECT_SCALE = (0.25, 0.5)  # the scenes' default object sizes, shared by the three tasks
+SALIENCY_TESTS = ("ecssd", "pascal-s", "dut-omron")
+VOC_CLASSES = 21
+BORDER_FRACTION = 1 / 8  # the border band: pixels closer to the border than this share of the side
+
+_THREE = ["disk", "triangle", "cross"]  # the default's segmentation classes (see the chapter)
+_SHARED = dict(arch="vgg16_bn", patterns=["H", "G", "HS"], cache_dir=None)
+SPEC = ChapterSpec(
+    chapter="04_padding_in_tasks",
+    profiles={
+        "smoke": _SHARED | dict(dataset="scenes", scene_classes=_THREE, image_size=196,
+                                vgg_width=0.0625, n_train=16, n_test=6, epochs=1, batch_size=8,
+                                lr=3e-3, decoder_channels=8, classification="synthetic",
+                                classification_size=32, classification_images=64,
+                                classification_epochs=1, probe_train=16, probe_test=4,
+                                n_synthetic=2, feature_size=7, readout_epochs=3),
+        "default": _SHARED | dict(dataset="scenes", scene_classes=_THREE, image_size=196,
+                                  vgg_width=0.125, n_train=600, n_test=100, epochs=5, batch_size=8,
+                                  lr=3e-3, decoder_channels=16, classification="synthetic",
+                                  classification_size=64, classification_images=5000,
+                                  classification_epochs=8, probe_train=192, probe_test=64,
+                                  n_synthetic=10, feature_size=14, readout_epochs=15),
+        "paper": _SHARED | dict(dataset="msra-b+voc2012", scene_classes=list(CLASS_NAMES),
+                                classification_size=64, classification_images=5000,
+                                classification_epochs=8, image_size=224, vgg_width=1.0,
+                                n_train=None, n_test=None, epochs=30, batch_size=16, lr=1e-4,
+                                decoder_channels=64, classification="imagenet", probe_train=2000,
+                                probe_test=None, n_synthetic=100, feature_size=28,
+                                readout_epochs=15),
+    },
+    types={"arch": choice(("vgg16", "vgg16_bn")), "patterns": choice(targets.PATTERNS, is_list=True),
+           "cache_dir": PATH, "dataset": choice(("scenes", "msra-b+voc2012")),
+           "scene_classes": choice(CLASS_NAMES, is_list=True), "image_size": integer(16, 4096),
+           "vgg_width": real(1 / 64, 4), "n_train": integer(1, optional=True),
+           "n_test": integer(1, optional=True), "epochs": integer(1, 10_000),
+           "batch_size": integer(1, 4096), "lr": real(1e-9, 10), "decoder_channels": integer(1, 4096),
+           "classification": choice(("synthetic", "imagenet")),
+           "classification_size": integer(16, 1024), "classification_images": integer(1),
+           "classification_epochs": integer(1, 10_000), "probe_train": integer(1),
+           "probe_test": integer(1, optional=True), "n_synthetic": integer(1),
+           "feature_size": integer(1, 512), "readout_epochs": integer(1, 10_000)},
+)
+
+
+def validate(cfg: Config) -> None:
+    """Fail before any work on a run that cannot complete or whose findings cannot be tested."""
+    if cfg.image_size < MIN_NOPAD_SIZE:
+        raise ValueError(f"VGG16 without padding needs images of at least {MIN_NOPAD_SIZE} px; "
+                         f"image_size={cfg.image_size}")
+    if not {"H", "G"} <= set(cfg.patterns):
+        raise ValueError(f"claim T3 needs patterns H and G; patterns={cfg.patterns}")
+    if cfg.dataset == "scenes" and (cfg.n_train is None or cfg.n_test is None):
+        raise ValueError("the generated scenes need explicit n_train and n_test")
+    if len(set(cfg.scene_classes)) != len(cfg.scene_classes) or not cfg.scene_classes:
+        raise ValueError(f"scene_classes must be distinct and non-empty; "
+                         f"scene_classes={cfg.scene_classes}")
+    if cfg.classification == "synthetic" and not (cfg.classification_images
+                                                  and cfg.classification_epochs):
+        raise ValueError("the synthetic classification encoder needs classification_images "
+                         "and classification_epochs")
+    if cfg.dataset != "scenes":
+        for name in ("msra-b", *SALIENCY_TESTS, "voc2012", "duts-train"):
+            dataset_root(name, cfg.data_root)
+    if cfg.classification == "imagenet":
+        require_imagenet_weights(cfg.arch, cfg.vgg_width)
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+def scene_epoch_seed(cfg: Config, epoch: int) -> int:
+    """The seed of the scenes of one training epoch, on :mod:`posinfo.models.pretrain`'s scheme; the two
+    dense tasks see the same images in every epoch."""
+    return 1_000_000 + 1000 * cfg.seed + epoch
+
+
+def scenes(cfg: Config, n: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``n`` scenes of ``scene_classes``: images ``[n, 3, S, S]``, class maps ``int64 [n, S, S]``
+    (0 = background, ``k + 1`` = the ``k``-th of ``scene_classes``) and saliency ``[n, S, S]``."""
+    ids = [CLASS_NAMES.index(c) for c in cfg.scene_classes]
+    images, _, classes, saliency = SyntheticScenes(n, cfg.image_size, seed, object_scale=OBJECT_SCALE,
+                                                   classes=ids).tensors()
+    lookup = torch.zeros(len(CLASS_NAMES) + 1, dtype=torch.long)
+    lookup[torch.tensor(ids) + 1] = torch.arange(1, len(ids) + 1)
+    return images, lookup[classes], saliency
+
+
+def scene_epochs(cfg: Config, task: str) -> EpochData:
+    """Fresh scenes for every epoch: images ``[n_train, 3, S, S]`` with saliency masks or class
+    maps (see :func:`scenes`)."""
+    def epoch_data(epoch: int) -> tuple[Tensor, Tensor]:
+        images, classes, saliency = scenes(cfg, cfg.n_train, scene_epoch_seed(cfg, epoch))
+        return images, saliency if task == "saliency" else classes
+    return epoch_data
+
+
+def scene_test(cfg: Config) -> dict[str, tuple[Tensor, Tensor]]:
+    """The held-out scenes for each task: ``{task: (images, targets)}``."""
+    images, classes, saliency = scenes(cfg, cfg.n_test, 40_000 + cfg.seed)
+    return {"saliency": (images, saliency), "segmentation": (images, classes)}
+
+
+@dataclass
+class TaskData:
+    """One task's training data, test sets ``{name: (images, targets)}`` and output count."""
+
+    train: EpochData
+    n_train: int
+    tests: dict[str, tuple[Tensor, Tensor]]
+    num_outputs: int
+
+
+def task_data(cfg: Config) -> dict[str, TaskData]:
+    """Both tasks' data: generated scenes, or MSRA-B / ECSSD, PASCAL-S, DUT-OMRON and VOC 2012."""
+    if cfg.dataset == "scenes":
+        tests = scene_test(cfg)
+        return {task: TaskData(scene_epochs(cfg, task), cfg.n_train, {"scenes": tests[task]},
+                               1 if task == "saliency" else len(cfg.scene_classes) + 1)
+                for task in ("saliency", "segmentation")}
+    sal_train = saliency_tensors("msra-b", cfg.data_root, cfg.image_size, cfg.n_train)
+    voc_train = voc_tensors(cfg.data_root, "train", cfg.image_size, cfg.n_train)
+    return {
+        "saliency": TaskData(lambda epoch: sal_train, len(sal_train[0]),
+                             {n: saliency_tensors(n, cfg.data_root, cfg.image_size, cfg.n_test)
+                              for n in SALIENCY_TESTS}, 1),
+        "segmentation": TaskData(lambda epoch: voc_train, len(voc_train[0]),
+                                 {"voc2012-val": voc_tensors(cfg.data_root, "val", cfg.image_size,
+                                                             cfg.n_test)}, VOC_CLASSES),
+    }
+
+
+# --- the networks ---------------------------------------------------------------------------------
+
+
+def dense_config(cfg: Config, task: str, padding: str, data: TaskData) -> DenseConfig:
+    """How the chapter trains the ``task`` network with ``padding``; the scenes' classes are part
+    of the data's name, so networks trained on other classes are never reused."""
+    name = cfg.dataset
+    if cfg.dataset == "scenes":
+        name = "scenes:" + ",".join(cfg.scene_classes)
+    return DenseConfig(task=task, num_outputs=data.num_outputs, data=name, arch=cfg.arch,
+                       width=cfg.vgg_width, padding=padding, image_size=cfg.image_size,
+                       n_train=data.n_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                       lr=cfg.lr, decoder_channels=cfg.decoder_channels, seed=cfg.seed)
+
+
+def classification_config(cfg: Config) -> PretrainConfig:
+    """The book's synthetic classification encoder at this chapter's architecture and width, with
+    the dense networks' object sizes, trained on ``classification_images`` fresh scenes of
+    ``classification_size`` px per epoch (chapter 1's batch size and learning rate)."""
+    return PretrainConfig(arch=cfg.arch, width=cfg.vgg_width, image_size=cfg.classification_size,
+                          object_scale=OBJECT_SCALE, n_train=cfg.classification_images,
+                          n_val=cfg.n_test, epochs=cfg.classification_epochs, seed=cfg.seed)
+
+
+def classification_encoder(cfg: Config, progress: bool = True) -> tuple[torch.nn.Module, dict]:
+    """The frozen encoder trained for classification: the book's synthetic one, or ImageNet's."""
+    if cfg.classification == "imagenet":
+        return build_encoder(cfg.arch, "imagenet", width=cfg.vgg_width), {}
+    return synthetic_encoder(classification_config(cfg), cache_root(cfg),
+                             device=cfg.device, progress=progress)
+
+
+@dataclass
+class TaskRun:
+    """The trained networks, their records, the data and the predictions on every test set."""
+
+    networks: dict[tuple[str, str], DenseNet]
+    records: dict[tuple[str, str], dict]
+    data: dict[str, TaskData]
+    predictions: dict[tuple[str, str, str], Tensor]  # (task, padding, test set) -> [N, S, S]
+
+
+def train_networks(cfg: Config, progress: bool = True) -> TaskRun:
+    """Train (or load from the cache) the four networks and predict every test set."""
+    data = task_data(cfg)
+    run = TaskRun({}, {}, data, {})
+    jobs = [(task, pad) for task in data for pad in TASK_PADDINGS]
+    for task, pad in tqdm(jobs, desc="networks", disable=not progress):
+        net, record = dense_network(dense_config(cfg, task, pad, data[task]), data[task].train,
+                                    cache_root(cfg) / "dense", device=cfg.device,
+                                    progress=progress)
+        run.networks[(task, pad)], run.records[(task, pad)] = net, record
+        for name, (images, _) in data[task].tests.items():
+            run.predictions[(task, pad, name)] = predict_dense(net, images, task, device=cfg.device)
+    return run
+
+
+# --- scores ---------------------------------------------------------------------------------------
+
+
+def border_band(size: int) -> Tensor:
+    """``bool [size, size]``: the pixels closer to the border than ``BORDER_FRACTION * size``."""
+    return distance_to_border(size) < round(BORDER_FRACTION * size)
+
+
+def saliency_scores(pred: Tensor, mask: Tensor) -> dict[str, float]:
+    """F-measure and MAE of maps ``[N, S, S]``, and the MAE inside and outside the border band."""
+    band = border_band(pred.shape[-1])
+    err = (pred - mask).abs()
+    return {"f_measure": task_metrics.max_f_measure(pred, mask),
+            "mae": task_metrics.saliency_mae(pred, mask),
+            "mae_border": float(err[:, band].mean()), "mae_interior": float(err[:, ~band].mean())}
+
+
+def segmentation_scores(pred: Tensor, target: Tensor, num_classes: int) -> dict[str, float]:
+    """mIoU and pixel accuracy of class maps ``[N, S, S]``, and the pixel error rate inside and
+    outside the border band (ignored pixels left out)."""
+    band = border_band(pred.shape[-1])
+    wrong, valid = (pred != target).float(), (target != IGNORE).float()
+    conf = task_metrics.confusion_matrix(pred, target, num_classes, IGNORE)
+    rate = lambda sel: float(  # noqa: E731
+        (wrong * valid)[:, sel].sum() / valid[:, sel].sum().clamp_min(1))
+    return {"miou": task_metrics.mean_iou(conf), "pixel_accuracy": task_metrics.pixel_accuracy(conf),
+            "error_border": rate(band), "error_interior": rate(~band)}
+
+
+def task_table(run: TaskRun) -> pd.DataFrame:
+    """Tidy scores: experiment "task", task, padding, test_set, metric, value."""
+    rows = []
+    for (task, pad, name), pred in run.predictions.items():
+        target = run.data[task].tests[name][1]
+        scores = (saliency_scores(pred, target) if task == "saliency"
+                  else segmentation_scores(pred, target, run.data[task].num_outputs))
+        rows += [dict(experiment="task", task=task, padding=pad, test_set=name, metric=m, value=v)
+                 for m, v in scores.items()]
+    return pd.DataFrame(rows)
+
+
+def training_summary(run: TaskRun, classification_record: dict) -> pd.DataFrame:
+    """Each network's training: epochs, seconds, first and last epoch's loss."""
+    rows = [dict(task=t, padding=p, epochs=len(r["losses"]), train_seconds=round(r["seconds"], 1),
+                 first_loss=round(r["losses"][0], 3), last_loss=round(r["losses"][-1], 3))
+            for (t, p), r in run.records.items()]
+    if classification_record:
+        r = classification_record
+        rows.append(dict(task="classification", padding="zero", epochs=len(r["losses"]),
+                         train_seconds=round(r["seconds"], 1), first_loss=round(r["losses"][0], 3),
+                         last_loss=round(r["losses"][-1], 3),
+                         val_accuracy=round(r["val_accuracy"], 3)))
+    return pd.DataFrame(rows).set_index(["task", "padding"])
+
+
+# --- Table 6: probing the frozen encoders -------------------------------------------------------
+
+
+def probe_config(cfg: Config) -> Config:
+    """Chapter 1's probe protocol at this chapter's size: DUT-S / PASCAL-S or the scenes."""
+    knobs = {**cfg.knobs, "dataset": "scenes" if cfg.dataset == "scenes" else "duts+pascal-s",
+             "n_train": cfg.probe_train, "n_test": cfg.probe_test, "least_squares": False}
+    return dataclasses.replace(cfg, knobs=knobs)
+
+
+def probe_encoders(cfg: Config, run: TaskRun, classifier: torch.nn.Module,
+                   progress: bool = True) -> pd.DataFrame:
+    """Chapter 1's readout on the three frozen padded encoders (Table 6) and, beyond the paper,
+    on the encoder the dense networks started from (their initialisation, untrained): the
+    baseline against which training for a task adds or removes position.
+
+    Returns:
+        Tidy rows: experiment "probe", trained_for, pattern, test_set, metric, value.
+    """
+    modules = [classifier] + [frozen_encoder(run.networks[(t, "zero")]) for t in TRAINED_FOR[1:]]
+    modules.append(build_encoder(cfg.arch, "random", width=cfg.vgg_width, seed=cfg.seed))
+    sources = [Source(cfg.arch, name, m) for name, m in zip(PROBED, modules)]
+    pcfg = probe_config(cfg)
+    readouts = run_readouts(pcfg, load_data(pcfg, progress=False), sources, progress)
+    table = readouts.table[readouts.table.metric.isin(["spc", "spc_paper", "mae", "n_constant"])]
+    return table.rename(columns={"weights": "trained_for"}).assign(experiment="probe")[
+        ["experiment", "trained_for", "pattern", "test_set", "metric", "value"]]
+
+
+# --- the paper's numbers and ours -------------------------------------------------------------------
+
+_LABELS = {"zero": "VGG", "none": "VGG w/o padding"}
+
+
+def table5(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 5 beside ours: rows VGG / VGG w/o padding; columns (who, test set, metric): the
+    paper's F-measure and MAE on ECSSD, PASCAL-S, DUT-OMRON and mIoU (%) on VOC, then ours."""
+    paper = iclr2020_table5()
+    ours = table[(table.experiment == "task") & table.metric.isin(["f_measure", "mae", "miou"])].copy()
+    ours.loc[ours.metric == "miou", "value"] *= 100
+    ours["metric"] = ours.metric.replace({"miou": "miou_%"})
+    both = pd.concat([paper.assign(who="paper"), ours.assign(who="ours")])
+    both["model"] = both.padding.map(_LABELS)
+    wide = both.pivot_table(index="model", columns=["who", "test_set", "metric"], values="value",
+                            sort=False)
+    return wide.loc[list(_LABELS.values())].round(3)
+
+
+def table6(table: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Table 6 beside ours: rows (pattern, trained for), columns (test set, metric, paper|ours)."""
+    ours = table[(table.experiment == "probe") & table.metric.isin(["spc_paper", "mae"])].copy()
+    ours["metric"] = ours.metric.replace({"spc_paper": "spc"})
+    keys = ["pattern", "trained_for", "test_set", "metric"]
+    both = iclr2020_table6().merge(ours[keys + ["value"]], on=keys, how="right",
+                                   suffixes=("_paper", "_ours"))
+    wide = both.pivot_table(index=["pattern", "trained_for"], columns=["test_set", "metric"],
+                            values=["value_paper", "value_ours"], dropna=False)
+    wide = wide.rename(columns={"value_paper": "paper", "value_ours": "ours"}, level=0)
+    wide = wide.reorder_levels([1, 2, 0], axis=1)
+    cols = [(t, m, w) for t in TEST_SETS for m in ("spc", "mae") for w in ("paper", "ours")]
+    rows = [(p, t) for p in cfg.patterns for t in PROBED]
+    return wide.reindex(index=rows, columns=cols).round(3)
+
+
+def border_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Error in the border band against the interior, per task and padding."""
+    sel = table[(table.experiment == "task") & table.metric.str.contains("border|interior")]
+    return sel.pivot_table(index=["task", "padding", "test_set"], columns="metric", values="value",
+                           sort=False).round(3)
+
+
+def where_padding_matters(table: pd.DataFrame):
+    """In words, from this run's numbers: how much removing the padding changes the error in the
+    border band and in the interior, for each task and test set (Markdown)."""
+    lines = []
+    for (task, test_set), group in table[table.experiment == "task"].groupby(["task", "test_set"]):
+        name = "saliency MAE" if task == "saliency" else "pixel error rate"
+        metric = "mae" if task == "saliency" else "error"
+        v = group.pivot_table(index="metric", columns="padding", values="value")
+        change = {r: v.loc[f"{metric}_{r}", "none"] - v.loc[f"{metric}_{r}", "zero"]
+                  for r in ("border", "interior")}
+        lines.append(f"- {task} ({test_set}): without padding the {name} changes by "
+                     f"{change['border']:+.3f} in the border band ({v.loc[f'{metric}_border', 'zero']:.3f}"
+                     f" -> {v.loc[f'{metric}_border', 'none']:.3f}) and by {change['interior']:+.3f} "
+                     f"in the interior ({v.loc[f'{metric}_interior', 'zero']:.3f} -> "
+                     f"{v.loc[f'{metric}_interior', 'none']:.3f}).")
+    return Markdown("\n".join(lines))
+
+
+# --- claims -------------------------------------------------------------------------------------------
+
+
+def _task_metric(table: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
+    """``[test_set x padding]`` values of one task's metric."""
+    sel = table[(table.experiment == "task") & (table.task == task) & (table.metric == metric)]
+    return sel.pivot_table(index="test_set", columns="padding", values="value")
+
+
+def _probe_spc(table: pd.DataFrame) -> pd.DataFrame:
+    """Natural-image readout SPC (paper's convention): ``[pattern x trained_for]``."""
+    sel = table[(table.experiment == "probe") & (table.test_set == "natural")
+                & (table.metric == "spc_paper")]
+    return sel.pivot_table(index="pattern", columns="trained_for", values="value")
+
+
+def check_claims(table: pd.DataFrame, cfg: Config) -> list[Claim]:
+    """The findings T1-T3, each computed from this run's ``table``."""
+    fm, mae = _task_metric(table, "saliency", "f_measure"), _task_metric(table, "saliency", "mae")
+    miou = _task_metric(table, "segmentation", "miou")
+    spc = _probe_spc(table).loc[["H", "G"]]
+    pair = lambda df: "; ".join(  # noqa: E731
+        f"{t}: {df.loc[t, 'zero']:.3f} vs {df.loc[t, 'none']:.3f}" for t in df.index)
+    dense_better = {t: (spc[t] > spc["classification"]).all() for t in ("saliency", "segmentation")}
+    return [
+        Claim("T1", "With zero padding, saliency is better: higher F-measure and lower MAE than "
+              "the same network without padding, on every test set.",
+              "F .78/.66/.63 vs .36/.32/.25, MAE .17/.21/.18 vs .48 "
+              "(ECSSD/PASCAL-S/DUT-OMRON, Table 5a)",
+              f"F-measure {pair(fm)}; MAE {pair(mae)} (with vs without padding)",
+              bool((fm["zero"] > fm["none"]).all() and (mae["zero"] < mae["none"]).all())),
+        Claim("T2", "With zero padding, segmentation is better: higher mIoU than without padding.",
+              "mIoU 23.1% vs 12.3% (VOC 2012 val, Table 5b)",
+              f"mIoU {pair(miou * 100)} (%, with vs without padding)",
+              bool((miou["zero"] > miou["none"]).all())),
+        Claim("T3", "The encoders trained for saliency and for segmentation hold more position than "
+              "the one trained for classification: higher readout SPC for H and G on natural images.",
+              "H .969 (SOD), .982 (SS) vs .742; G .948, .971 vs .814 (Table 6)",
+              "; ".join(f"{p}: " + ", ".join(f"{t} {spc.loc[p, t]:.3f}" for t in TRAINED_FOR)
+                        for p in spc.index),
+              bool(all(dense_better.values()))),
+    ]
+
+
+def prose_numbers(table: pd.DataFrame, claims: list, classification_record: dict) -> dict[str, str]:
+    """The numbers and verdicts the chapter's "Reading the numbers" quotes, from this run (on the
+    first test set of each task), as glue variables (see ``posinfo.book.results.glue_prose``)."""
+    fm, mae = _task_metric(table, "saliency", "f_measure"), _task_metric(table, "saliency", "mae")
+    miou = _task_metric(table, "segmentation", "miou")
+    out = holds_by_id(claims)
+    out |= {f"{name}_{pad}": decimal(frame.iloc[0][pad], digits) for name, frame, digits in
+            (("f", fm, 2), ("mae", mae, 3)) for pad in ("zero", "none")}
+    out |= {f"miou_{pad}": f"{100 * miou.iloc[0][pad]:.0f}" for pad in ("zero", "none")}
+    out["classifier_accuracy"] = (f"{classification_record['val_accuracy']:.0%}"
+                                  if classification_record else "not measured")
+    out |= _border_prose(table, fm.index[0]) | _probe_prose(_probe_spc(table))
+    return out
+
+
+def _border_prose(table: pd.DataFrame, test_set: str) -> dict[str, str]:
+    """Saliency MAE in the border band and the interior, with and without padding, in words."""
+    sel = table[(table.experiment == "task") & (table.task == "saliency") & (table.test_set == test_set)]
+    v = sel.set_index(["metric", "padding"]).value
+    out = {f"mae_{r}_{pad}": decimal(v[f"mae_{r}", pad], 3)
+           for r in ("border", "interior") for pad in ("zero", "none")}
+    rise = {r: v[f"mae_{r}", "none"] - v[f"mae_{r}", "zero"] for r in ("border", "interior")}
+    out["where_cost"] = (
+        "the interior loses more than the border band, so the cost is not confined to the border: "
+        "the unpadded network's stretched maps put every stage's content in the wrong place, not "
+        "only near the edge" if rise["interior"] > rise["border"] else
+        "the border band loses more than the interior, so most of the cost sits near the edge")
+    return out
+
+
+def _probe_prose(spc: pd.DataFrame) -> dict[str, str]:
+    """Natural-image SPC of H and G per encoder, and whether every task lowered it."""
+    out = {f"spc_{p}_{t}": decimal(spc.loc[p, t]) for p in ("H", "G") for t in PROBED}
+    lowered = all(spc.loc[p, t] < spc.loc[p, "untrained"] for p in ("H", "G") for t in TRAINED_FOR)
+    out["training_effect"] = ("every task lowered what the readout finds" if lowered else
+                              "not every task lowered what the readout finds")
+    return out
+
+
+# --- figures and summary ----------------------------------------------------------------------------
+
+
+def border_examples(mask: Tensor, k: int = 2) -> list[int]:
+    """Indices of ``k`` test images whose objects cover the most of the border band, then the
+    image whose objects cover the least of it (an object in the middle)."""
+    cover = (mask > 0)[:, border_band(mask.shape[-1])].float().mean(1)
+    order = cover.argsort(descending=True).tolist()
+    return order[:k] + order[-1:]
+
+
+def _example_panels(run: TaskRun, task: str, test_set: str, k: int) -> list[list]:
+    """For ``k`` border images and one central image of a test set: the image, the truth and
+    the predictions with and without padding (``[S, S, 3]`` arrays and ``[S, S]`` maps)."""
+    images, truth = run.data[task].tests[test_set]
+    objects = (truth > 0) & (truth != IGNORE)
+    return [[images[i].permute(1, 2, 0).numpy(), truth[i].where(truth[i] != IGNORE, 0)]
+            + [run.predictions[(task, pad, test_set)][i] for pad in TASK_PADDINGS]
+            for i in border_examples(objects.float(), k)]
+
+
+def plot_examples(run: TaskRun, k: int = 2):
+    """Both tasks' networks with and without padding on the first test set of each task: per
+    row, an image whose objects cover much of the border band (the last row: the least)."""
+    rows = [sum(parts, []) for parts in zip(*(_example_panels(run, t, next(iter(run.data[t].tests)), k)
+                                              for t in ("saliency", "segmentation")))]
+    cols = [f"{t}: {c}" if c == "image" else c for t in ("saliency", "segmentation")
+            for c in ("image", "truth", "with padding", "without padding")]
+    classes = run.data["segmentation"].num_outputs - 1
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(1.4 * len(cols), 1.5 * len(rows)),
+                             squeeze=False)
+    for r, panels in enumerate(rows):
+        for c, panel in enumerate(panels):
+            style = ({} if c % 4 == 0 else dict(cmap="gray", vmin=0, vmax=1) if c < 4
+                     else dict(cmap="tab20", vmin=0, vmax=classes))
+            axes[r, c].imshow(np.asarray(panel), interpolation="nearest", **style)
+    for c, title in enumerate(cols):
+        axes[0, c].set_title(title, fontsize=7)
+    return plots.image_panels(fig)
+
+
+def regression_summary(table: pd.DataFrame, claims: Sequence[Claim], cfg: Config
+                       ) -> dict[str, Any]:
+    """Facts a regression would change, for nbval: rows written, test sizes, claim ids."""
+    results = read_back(cfg.results_dir, claims, {"experiment", "metric"})
+    tasks = table[table.experiment == "task"]
+    probes = table[table.experiment == "probe"]
+    return {"rows": len(results), "task_scores": len(tasks), "probe_scores": len(probes),
+            "trained_for": sorted(probes.trained_for.unique()), "claims": [c.id for c in claims]}

@@ -1,0 +1,569 @@
+"""Chapter 7: finding and attacking the position channels of a segmenter (ICCV 2021 Sec. 4.2,
+Figs. 4-6).
+
+A DeepLabv3 segmenter (:mod:`posinfo.models.segmenter`) is ranked channel by channel on one subset of the
+data (:mod:`posinfo.probe.position_channels`) and attacked on another: the top-N channels of its last
+stage are zeroed at inference and the mIoU, overall and on the left, centre and right regions
+(:mod:`posinfo.metrics.dense`), is compared with zeroing N random channels (several draws).
+The region attack zeroes the top-N left-specific, right-specific or overall channels; the paper
+scores it on the left half, and the chapter on the right half too. With the generated scenes,
+``seeds`` segmenters are trained, ranked and attacked independently (each on its own scenes), and
+the findings are read from their means: the effects at a few percent of the channels are of the
+size of the differences between networks.
+
+Data: in the ``default`` profile generated street scenes (:mod:`posinfo.data.streets`) with people and
+cars anywhere (training, ranking, evaluation) and scenes whose people and cars all sit on the left
+or all on the right (the region rankings); in the ``paper`` profile Cityscapes val, split in two by
+index parity (even: ranking, odd: evaluation), its val-left / val-right being the ranking images
+whose pedestrians all lie in one half.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from posinfo.book import plots
+from posinfo.book.paper_tables import ICCV2021_CHANNELS, ICCV2021_FIG4, ICCV2021_FIG6
+from posinfo.book.params import PATH, ChapterSpec, Config, choice, integer, project_root, real
+from posinfo.book.results import Claim, decimal, holds_by_id, read_back
+from posinfo.cache import cache_root, cached, fingerprint
+from posinfo.data.datasets import CITYSCAPES_CLASSES, cityscapes_tensors, dataset_root
+from posinfo.data.streets import STREET_CLASSES, STREETS_VERSION, street_scenes
+from posinfo.metrics.dense import IGNORE, REGIONS, confusion, miou
+from posinfo.models import segmenter
+from posinfo.models.segmenter import (
+    Segmenter,
+    SegmenterTraining,
+    cached_segmenter,
+    load_weights_file,
+    resnet50_deeplabv3,
+)
+from posinfo.probe import position_channels as pc
+
+_SHARED = dict(dataset="streets", n_objects=[1, 4], width=8, head_channels=32,
+               batch_size=32, lr=5e-3, random_draws=5, weights_file=None,
+               region_objects=["person"], cityscapes_split="val", n_examples=2, cache_dir=None)
+SPEC = ChapterSpec(
+    chapter="07_region_attacks",
+    profiles={
+        "smoke": _SHARED | dict(image_size=24, n_train=64, epochs=2, n_rank=8, n_eval=8,
+                                fractions=[0.05, 0.25], seeds=2),
+        "default": _SHARED | dict(image_size=48, n_train=3000, epochs=15, n_rank=200, n_eval=400,
+                                  fractions=[0.05, 0.1, 0.25, 0.5], seeds=3),
+        "paper": _SHARED | dict(dataset="cityscapes", image_size=1024, n_train=0, epochs=0,
+                                n_rank=250, n_eval=250, fractions=[0.005, 0.05, 0.1, 0.25],
+                                batch_size=4, seeds=1,
+                                weights_file="data/deeplabv3_resnet50_cityscapes.pth"),
+    },
+    types={"dataset": choice(("streets", "cityscapes")), "n_objects": integer(0, 50, is_list=True),
+           "width": integer(1, 256), "head_channels": integer(1, 4096),
+           "batch_size": integer(1, 4096), "lr": real(1e-9, 10), "random_draws": integer(5, 10_000),
+           "weights_file": PATH, "region_objects": choice(CITYSCAPES_CLASSES, is_list=True),
+           "cityscapes_split": choice(("train", "val")), "n_examples": integer(1, 64),
+           "cache_dir": PATH, "image_size": integer(16, 2048), "n_train": integer(0),
+           "epochs": integer(0, 10_000), "n_rank": integer(1), "n_eval": integer(1),
+           "fractions": real(1e-6, 0.999, is_list=True), "seeds": integer(1, 100)},
+)
+
+@dataclass
+class SegData:
+    """The images of one run, ``[N, 3, H, W]`` in [0, 1], with class masks ``int64 [N, H, W]``
+    (``IGNORE`` = not scored). ``train_*`` are empty when the weights come from a file."""
+
+    class_names: list[str]
+    train_images: Tensor
+    train_masks: Tensor
+    rank_images: Tensor
+    left_images: Tensor
+    right_images: Tensor
+    eval_images: Tensor
+    eval_masks: Tensor
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+def scene_data(cfg: Config) -> SegData:
+    """Training, ranking (any / left-only / right-only) and evaluation street scenes
+    (``image_size x 2 image_size``), from disjoint seeds."""
+    base = 70_000 + 10 * cfg.seed
+    scenes = lambda n, k, region: street_scenes(n, cfg.image_size, base + k, region,  # noqa: E731
+                                                tuple(cfg.n_objects))
+    train = scenes(cfg.n_train, 0, "any")
+    rank = scenes(cfg.n_rank, 1, "any")[0]
+    left, right = (scenes(cfg.n_rank, k, side)[0] for k, side in ((2, "left"), (3, "right")))
+    return SegData(list(STREET_CLASSES), *train, rank, left, right, *scenes(cfg.n_eval, 4, "any"))
+
+
+def one_sided(masks: Tensor, object_ids: list[int]) -> tuple[Tensor, Tensor]:
+    """Which images ``[N]`` have pixels of ``object_ids`` only in the left half, or only in the
+    right half, of masks ``[N, H, W]`` (images without such pixels are in neither)."""
+    hit = torch.isin(masks, torch.tensor(object_ids))
+    half = masks.shape[-1] // 2
+    on_left, on_right = hit[..., :half].flatten(1).any(1), hit[..., half:].flatten(1).any(1)
+    return on_left & ~on_right, on_right & ~on_left
+
+
+def cityscapes_data(cfg: Config) -> SegData:
+    """Cityscapes for the paper profile: even indices rank, odd indices evaluate; val-left and
+    val-right are the ranking images whose ``region_objects`` lie all in one half."""
+    names = list(CITYSCAPES_CLASSES)
+    images, masks = cityscapes_tensors(cfg.data_root, cfg.cityscapes_split, cfg.image_size)
+    rank, evaluation = slice(0, 2 * cfg.n_rank, 2), slice(1, 2 * cfg.n_eval, 2)
+    left, right = one_sided(masks[rank], [names.index(o) for o in cfg.region_objects])
+    if not left.any() or not right.any():
+        raise ValueError(f"no ranking image has its {cfg.region_objects} only on the "
+                         f"{'left' if not left.any() else 'right'}; raise n_rank")
+    empty = torch.empty(0)
+    return SegData(names, empty, empty.long(), images[rank], images[rank][left],
+                   images[rank][right], images[evaluation], masks[evaluation])
+
+
+def load_data(cfg: Config) -> SegData:
+    """The run's :class:`SegData` (generated scenes or Cityscapes)."""
+    return scene_data(cfg) if cfg.dataset == "streets" else cityscapes_data(cfg)
+
+
+# --- the network ------------------------------------------------------------------------------------
+
+
+def training_config(cfg: Config, data: SegData) -> SegmenterTraining:
+    """How the default profile's segmenter is trained; the data recipe enters the cache key."""
+    recipe = ("streets", STREETS_VERSION, cfg.image_size, cfg.n_train, tuple(cfg.n_objects), cfg.seed)
+    return SegmenterTraining(len(data.class_names), cfg.width, cfg.head_channels, cfg.epochs,
+                             cfg.batch_size, cfg.lr, cfg.seed, data_key=repr(recipe))
+
+
+def load_segmenter(cfg: Config, data: SegData, progress: bool = True) -> tuple[Segmenter, dict]:
+    """The trained narrow segmenter (cached), or DeepLabv3-ResNet-50 from ``weights_file``."""
+    if cfg.dataset == "cityscapes":
+        model = load_weights_file(resnet50_deeplabv3(len(data.class_names)), weights_path(cfg))
+        return model.eval().to(cfg.device), {}
+    model, record = cached_segmenter(training_config(cfg, data), data.train_images,
+                                     data.train_masks, cache_root(cfg), progress)
+    return model.to(cfg.device), record
+
+
+def validate(cfg: Config) -> None:
+    """Fail before any work: missing dataset or weights file, or knobs the claims cannot use."""
+    if len(cfg.fractions) < 2 or not all(0 < f < 1 for f in cfg.fractions):
+        raise ValueError(f"fractions must be at least two shares of the channels in (0, 1); "
+                         f"got {cfg.fractions}")
+    if cfg.dataset == "streets" and (cfg.n_train < 1 or cfg.epochs < 1):
+        raise ValueError(f"the street scenes' segmenters need n_train >= 1 and epochs >= 1; got "
+                         f"n_train={cfg.n_train}, epochs={cfg.epochs}")
+    if len(cfg.n_objects) != 2 or not cfg.n_objects[0] <= cfg.n_objects[1]:
+        raise ValueError(f"n_objects is a range [least, most] of objects per scene; got {cfg.n_objects}")
+    if cfg.seeds < 1 or (cfg.dataset == "cityscapes" and cfg.seeds != 1):
+        raise ValueError(f"seeds (segmenters to train) must be at least 1, and 1 with the "
+                         f"cityscapes weights file; got {cfg.seeds}")
+    if cfg.dataset == "cityscapes":
+        dataset_root("cityscapes", cfg.data_root)
+        if not weights_path(cfg).is_file():
+            load_weights_file(resnet50_deeplabv3(19), weights_path(cfg))  # the explanatory error
+
+
+def weights_path(cfg: Config) -> Path:
+    """``weights_file``, a relative path being taken from the book's top folder."""
+    if cfg.weights_file is None:
+        raise ValueError("the cityscapes dataset needs weights_file (a DeepLabv3-ResNet-50 "
+                         "checkpoint trained on Cityscapes)")
+    path = Path(cfg.weights_file).expanduser()
+    return path if path.is_absolute() else project_root() / path
+
+
+# --- ranking and attacking ----------------------------------------------------------------------------
+
+ATTACK_RANKINGS: tuple[str, ...] = (*pc.RANKINGS, "magnitude")
+
+
+def rank_channels(model: Segmenter, data: SegData, cfg: Config) -> dict[str, Tensor]:
+    """Every ranking of the last stage's channels on the ranking images, cached on disk.
+
+    Returns:
+        ``overall``, ``kernel_flip_1``, ``kernel_flip_2``, ``magnitude`` (on ``rank_images``),
+        ``left`` and ``right`` (on ``left_images`` / ``right_images``) to channel indices ``[C]``.
+    """
+    key = fingerprint(model, data.rank_images, data.left_images, data.right_images)
+
+    def compute() -> dict[str, Tensor]:
+        mirrored = pc.mirror_kernels(model).to(cfg.device)
+        feats = lambda x: model.features(x.to(cfg.device))  # noqa: E731
+        mirror = lambda x: mirrored.features(x.to(cfg.device))  # noqa: E731
+        bs = cfg.batch_size
+        out = pc.rankings(feats, mirror, data.rank_images, bs)
+        out["magnitude"] = pc.rank_magnitude(pc.pooled(feats, data.rank_images, bs))
+        out |= pc.region_rankings(feats, data.left_images, data.right_images, bs)
+        return {name: order.cpu() for name, order in out.items()}
+
+    return cached(cache_root(cfg) / f"rankings-{key}.pt", compute)
+
+
+@torch.no_grad()
+def score(model: Segmenter, data: SegData, cfg: Config,
+          channels: Tensor | None = None) -> dict[str, float]:
+    """mIoU (in %) over each region of ``REGIONS`` on the evaluation images, with ``channels`` of
+    the last stage zeroed (none if ``None``); confusion matrices accumulate over batches of
+    ``cfg.batch_size`` images."""
+    k, batch_size = len(data.class_names), cfg.batch_size
+    mats = {r: torch.zeros(k, k, dtype=torch.long) for r in REGIONS}
+    zero = pc.zeroed_channels(model.last_stage, channels if channels is not None else [])
+    model.eval()
+    with zero:
+        for x, m in zip(data.eval_images.split(batch_size), data.eval_masks.split(batch_size)):
+            pred = model(x.to(cfg.device)).argmax(1).cpu()
+            for r in REGIONS:
+                mats[r] += confusion(pred, m, k, r)
+    return {r: 100 * miou(mats[r]) for r in REGIONS}
+
+
+def channel_counts(cfg: Config, channels: int) -> list[int]:
+    """N for each of ``cfg.fractions`` of ``channels`` (at least 1)."""
+    return [max(1, round(f * channels)) for f in cfg.fractions]
+
+
+def _rows(experiment: str, ranking: str, n: int, channels: int, draw: int,
+          scores: dict[str, float]) -> list[dict]:
+    base = dict(experiment=experiment, ranking=ranking, n_channels=n,
+                fraction=n / channels, draw=draw, metric="miou")
+    return [base | dict(region=r, value=v) for r, v in scores.items()]
+
+
+def run_attacks(model: Segmenter, data: SegData, ranks: dict[str, Tensor], cfg: Config,
+                progress: bool = True) -> pd.DataFrame:
+    """Zero the top-N channels of each ranking, and N random channels (``random_draws`` draws),
+    for every N of :func:`channel_counts`; score every region.
+
+    Returns:
+        Tidy rows: experiment (baseline | attack | region attack), ranking, n_channels, fraction,
+        draw, region, metric (miou, in %), value.
+    """
+    c = model.channels
+    rows = _rows("baseline", "none", 0, c, 0, score(model, data, cfg))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for n in tqdm(channel_counts(cfg, c), desc="attacks", disable=not progress):
+        for name in ATTACK_RANKINGS:
+            rows += _rows("attack", name, n, c, 0, score(model, data, cfg, ranks[name][:n]))
+        for d in range(cfg.random_draws):
+            rows += _rows("attack", "random", n, c, d,
+                          score(model, data, cfg, pc.random_channels(c, n, gen)))
+        for side in ("left", "right"):
+            rows += _rows("region attack", side, n, c, 0, score(model, data, cfg, ranks[side][:n]))
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class Runs:
+    """Every segmenter of a run: the attack table of all of them (column ``run``), their training
+    records, and the first one's data, network and rankings (for the example figure)."""
+
+    table: pd.DataFrame
+    records: list[dict]
+    data: SegData
+    model: Segmenter
+    ranks: dict[str, Tensor]
+    config: Config
+
+
+def replicate(cfg: Config, run: int) -> Config:
+    """The ``run``-th segmenter's configuration: seed ``1000 seed + run``, hence its own
+    initialisation, batch order, training, ranking and evaluation scenes and random draws."""
+    return replace(cfg, seed=1000 * cfg.seed + run)
+
+
+def run_all(cfg: Config, progress: bool = True) -> Runs:
+    """Train (or load), rank and attack each of the ``seeds`` segmenters (see :func:`run_attacks`
+    for the table's columns; ``run`` numbers the segmenters)."""
+    tables, records, first = [], [], None
+    for run in tqdm(range(cfg.seeds), desc="segmenters", disable=not progress):
+        rcfg = replicate(cfg, run)
+        data = load_data(rcfg)
+        model, record = load_segmenter(rcfg, data, progress)
+        ranks = rank_channels(model, data, rcfg)
+        tables.append(run_attacks(model, data, ranks, rcfg, progress).assign(run=run))
+        records.append(record)
+        if first is None:  # kept for the example figure; the others are let go
+            first = (data, model, ranks, rcfg)
+    return Runs(pd.concat(tables, ignore_index=True), records, *first)
+
+
+# --- the findings -------------------------------------------------------------------------------------
+
+
+def miou_at(table: pd.DataFrame, ranking: str, n: int, region: str = "all") -> pd.Series:
+    """The mIoU(s) of ``ranking`` with ``n`` channels zeroed on ``region`` (one per run and draw)."""
+    sel = table[(table.ranking == ranking) & (table.n_channels == n) & (table.region == region)]
+    return sel.value
+
+
+def per_run(table: pd.DataFrame, ranking: str, n: int, region: str = "all") -> pd.Series:
+    """:func:`miou_at` averaged over the draws of each segmenter, indexed by ``run``."""
+    sel = table[(table.ranking == ranking) & (table.n_channels == n) & (table.region == region)]
+    return sel.groupby("run").value.mean()
+
+
+def with_drops(table: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` of ``table`` with a column ``drop``: how far each row's mIoU lies below its own
+    segmenter's intact mIoU on the row's region (so spreads leave out the differences between
+    the segmenters' baselines)."""
+    base = table[table.ranking == "none"].set_index(["run", "region"]).value
+    own = base.loc[pd.MultiIndex.from_arrays([rows.run, rows.region])].to_numpy()
+    return rows.assign(drop=own - rows.value.to_numpy())
+
+
+def nearest_count(table: pd.DataFrame, fraction: float) -> int:
+    """The N of the run whose share of the channels is closest to ``fraction``."""
+    counts = table[table.experiment == "attack"][["n_channels", "fraction"]].drop_duplicates()
+    return int(counts.loc[(counts.fraction - fraction).abs().idxmin(), "n_channels"])
+
+
+def _beats_random(table: pd.DataFrame, ranking: str, counts: list[int],
+                  regions: tuple[str, ...]) -> tuple[bool, str]:
+    """Whether ``ranking``'s top-N gives a lower mIoU than N random channels, on the means over
+    segmenters (and draws), for every N and region; and the numbers as text, with the spread of
+    the random draws' drops (each from its own segmenter's baseline) and in how many segmenters
+    the ranking was below its own random mean."""
+    ok, text = True, []
+    for region in regions:
+        for n in counts:
+            top, rnd = per_run(table, ranking, n, region), per_run(table, "random", n, region)
+            draws = table[(table.ranking == "random") & (table.n_channels == n)
+                          & (table.region == region)]
+            ok &= top.mean() < rnd.mean()
+            text.append(f"{region} N={n}: {top.mean():.1f} vs random {rnd.mean():.1f} (drops' sd "
+                        f"{with_drops(table, draws)['drop'].std():.2f}; below in "
+                        f"{int((top < rnd).sum())} of {len(top)})")
+    return bool(ok), "; ".join(text)
+
+
+def check_claims(table: pd.DataFrame, cfg: Config) -> list[Claim]:
+    """The findings R1-R4 of ICCV 2021 Sec. 4.2, each computed from this run's ``table`` (means
+    over its segmenters)."""
+    counts = [nearest_count(table, 0.05), nearest_count(table, 0.25)]
+    base = miou_at(table, "none", 0).mean()
+    r1, t1 = _beats_random(table, "overall", counts, ("all",))
+    r2, t2 = _beats_random(table, "overall", counts, ("left", "centre", "right"))
+    kf = [_beats_random(table, k, counts, ("all",)) for k in ("kernel_flip_1", "kernel_flip_2")]
+    n5 = counts[0]
+    left, right = (per_run(table, side, n5, "left") for side in ("left", "right"))
+    return [
+        Claim("R1", "Zeroing the top-N overall position channels lowers mIoU more than zeroing N "
+              "random channels, for N at about 5% and 25% of the channels.",
+              "74.0 -> 71.9 vs 73.4 (N=100 of 2048); 64.7 vs 70.5 (N=500) (Fig. 4a)",
+              f"baseline {base:.1f}; {t1}", r1),
+        Claim("R2", "The same holds on each of the left, centre and right regions.",
+              "position channels below random in every region (Fig. 4b-d)", t2, r2),
+        Claim("R3", "The kernel-flip rankings also beat random channels (the ranking is not an "
+              "artifact of asymmetric kernels).", "Kernel-Flip* and ** below random (Fig. 4)",
+              f"Kernel-Flip*: {kf[0][1]}; Kernel-Flip**: {kf[1][1]}", kf[0][0] and kf[1][0]),
+        Claim("R4", "The region attack works: zeroing the top-N left-specific channels lowers "
+              "left-half mIoU more than zeroing the top-N right-specific channels (N at about 5%).",
+              "left below right at every N; drops 0.6 vs 0.08 at N=10 (Fig. 6)",
+              f"left half, N={n5}: left channels {left.mean():.1f}, right channels "
+              f"{right.mean():.1f} (baseline {miou_at(table, 'none', 0, 'left').mean():.1f}; "
+              f"left below right in {int((left < right).sum())} of {len(left)})",
+              bool(left.mean() < right.mean())),
+    ]
+
+
+def prose_numbers(table: pd.DataFrame, claims: list) -> dict[str, str]:
+    """The numbers and verdicts the chapter's "Reading the numbers" quotes, from this run, as glue
+    variables (see ``posinfo.book.results.glue_prose``). Drops are in mIoU points from each segmenter's
+    own baseline, averaged over the segmenters, listed over the run's shares of the channels."""
+    attack = table[table.experiment == "attack"]
+    counts = sorted(attack.n_channels.unique())
+    n5, spread = nearest_count(table, 0.05), lambda v: decimal(v.max() - v.min())  # noqa: E731
+    shares = [f"{100 * f:.0f}%" for f in attack.drop_duplicates("n_channels").sort_values(
+        "n_channels").fraction]
+    out = holds_by_id(claims)
+    out |= {"baseline": f"{miou_at(table, 'none', 0).mean():.1f}", "n5": str(n5),
+            "channels": str(round(n5 / attack[attack.n_channels == n5].fraction.iloc[0])),
+            "shares": _listed(shares), "segmenters": str(table.run.nunique())}
+    out |= {f"drops_{r}": _listed([decimal(v) for v in _drops(table, "attack", r, "all")["drop"]])
+            for r in (*ATTACK_RANKINGS, "random")}
+    top, rnd = per_run(table, "overall", n5), per_run(table, "random", n5)
+    draws = with_drops(table, attack[(attack.ranking == "random") & (attack.n_channels == n5)])
+    out |= {"overall_below_random_n5": f"{int((top < rnd).sum())} of {len(top)}",
+            "random_range_n5": spread(draws[draws.region == "all"]["drop"]),
+            "random_sd_left_n5": decimal(draws[draws.region == "left"]["drop"].std())}
+    weaker = sum(_drops(table, "attack", "magnitude", "all")["drop"]
+                 < _drops(table, "attack", "overall", "all")["drop"])
+    out["magnitude_vs_overall"] = f"less than the flip-ranked ones at {weaker} of {len(counts)} shares"
+    return out | _region_prose(table, n5)
+
+
+def _region_prose(table: pd.DataFrame, n5: int) -> dict[str, str]:
+    """The region attack in numbers: drops of each half's mIoU under the left- and right-specific
+    rankings, at every share and, at about 5%, per segmenter."""
+    out = {}
+    for half in ("left", "right"):
+        d = {side: _drops(table, "region attack", side, half)["drop"] for side in ("left", "right")}
+        own, other = d[half], d["right" if half == "left" else "left"]
+        out |= {f"{side}_on_{half}": _listed([decimal(v) for v in d[side]]) for side in d}
+        out[f"own_first_on_{half}"] = f"{int((own > other).sum())} of {len(own)}"
+    rows = table[(table.experiment == "region attack") & (table.n_channels == n5)
+                 & (table.region == "left")]
+    drops = with_drops(table, rows).pivot_table(index="run", columns="ranking", values="drop")
+    out["left_first_n5"] = f"{int((drops.left > drops.right).sum())} of {len(drops)}"
+    out["pairs_n5"] = ", ".join(f"{decimal(a)}/{decimal(b)}" for a, b in zip(drops.left, drops.right))
+    out["left_gap_n5"] = decimal(drops.left.mean() - drops.right.mean())
+    return out
+
+
+def _listed(items: list[str]) -> str:
+    """``["a", "b", "c"] -> "a, b and c"``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+# --- tables and figures ---------------------------------------------------------------------------------
+
+
+def attack_table(table: pd.DataFrame) -> pd.DataFrame:
+    """mIoU of every ranking per N and region: the mean over the segmenters (and, for random,
+    their draws) and the sd of the drops, each from its own segmenter's baseline; with the
+    paper's Sec. 4.2.2 numbers at N = 100 and 500 of 2048 beside the nearest shares."""
+    sel = with_drops(table, table[table.experiment == "attack"])
+    groups = sel.groupby(["n_channels", "ranking", "region"])
+    wide = pd.concat({"mean": groups.value.mean(), "sd of drop": groups["drop"].std()}, axis=1)
+    wide = wide.unstack("region")[[(s, r) for s in ("mean", "sd of drop") for r in REGIONS]]
+    wide = wide.dropna(axis=1, how="all").round(1)
+    paper = {(n, r): v for n, r, v in ICCV2021_FIG4["points"]}
+    shares = {n: n / ICCV2021_CHANNELS for n in (100, 500)}
+    counts = sel[["n_channels", "fraction"]].drop_duplicates().set_index("n_channels").fraction
+    near = {min(counts.index, key=lambda k: abs(counts[k] - s)): n for n, s in shares.items()}
+    wide[("paper", "all")] = [paper.get((near.get(n), r), np.nan) for n, r in wide.index]
+    return wide
+
+
+def _drops(table: pd.DataFrame, experiment: str, ranking: str, region: str) -> pd.DataFrame:
+    """Per N: fraction (%), and the mean, least and largest drop of mIoU on ``region`` from each
+    segmenter's own baseline (over segmenters and draws)."""
+    sel = with_drops(table, table[(table.experiment == experiment) & (table.ranking == ranking)
+                                  & (table.region == region)])
+    g = sel.groupby("n_channels").agg(fraction=("fraction", "first"), drop=("drop", "mean"),
+                                      lo=("drop", "min"), hi=("drop", "max"))
+    return pd.DataFrame({"percent": 100 * g.fraction, "drop": g["drop"], "lo": g.lo, "hi": g.hi})
+
+
+_STYLE = {"overall": ("C3", "o-", "top-N position (Eq. 2)"),
+          "kernel_flip_1": ("C1", "s--", "Kernel-Flip*"), "kernel_flip_2": ("C4", "^--", "Kernel-Flip**"),
+          "magnitude": ("C7", "x:", "strongest channels (|z|)"), "random": ("C0", "d-", "N random"),
+          "left": ("C2", "o-", "top-N left-specific"), "right": ("C5", "s-", "top-N right-specific")}
+
+
+def _curve(ax, d: pd.DataFrame, ranking: str) -> None:
+    colour, style, label = _STYLE[ranking]
+    ax.plot(d.percent, d["drop"], style, color=colour, label=label, ms=4)
+    if ranking == "random":
+        ax.fill_between(d.percent, d.lo, d.hi, color=colour, alpha=0.2, lw=0)
+
+
+def plot_attacks(table: pd.DataFrame):
+    """Like Fig. 4 (top row): mIoU drop against the share of channels zeroed, per region; the
+    paper's reported points (overall mIoU, N = 100 and 500 of 2048) as stars."""
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.2), sharey=True)
+    for ax, region in zip(axes, REGIONS):
+        for ranking in ("overall", "kernel_flip_1", "kernel_flip_2", "magnitude", "random"):
+            _curve(ax, _drops(table, "attack", ranking, region), ranking)
+        ax.set_title(f"{region} (baseline {miou_at(table, 'none', 0, region).mean():.1f})", fontsize=9)
+        ax.set_xlabel("channels zeroed (%)")
+    for n, ranking, value in ICCV2021_FIG4["points"]:
+        axes[0].plot(100 * n / ICCV2021_CHANNELS, ICCV2021_FIG4["baseline"] - value, "*", ms=11,
+                     color=_STYLE[ranking][0], mec="k", label=f"paper, {ranking}" if n == 100 else None)
+    axes[0].set_ylabel("mIoU drop from baseline (points)")
+    axes[0].legend(fontsize=7)
+    fig.patch.set_facecolor("white")
+    fig.tight_layout()
+    return fig
+
+
+def plot_region_attack(table: pd.DataFrame):
+    """Like Fig. 6: left-half mIoU drop for left-specific, right-specific, overall and random
+    channels, the paper's drops at N = 10 of 2048 as stars; and, beyond the paper, the same on the
+    right half (where the right-specific channels should hurt most)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    for ax, half in zip(axes, ("left", "right")):
+        for experiment, ranking in (("region attack", "left"), ("region attack", "right"),
+                                    ("attack", "overall"), ("attack", "random")):
+            _curve(ax, _drops(table, experiment, ranking, half), ranking)
+        ax.set_xlabel("channels zeroed (%)")
+        ax.set_title(f"scored on the {half} half", fontsize=9)
+    for n, ranking, drop in ICCV2021_FIG6:
+        axes[0].plot(100 * n / ICCV2021_CHANNELS, drop, "*", ms=11, color=_STYLE[ranking][0],
+                     mec="k", label=f"paper, {ranking}")
+    axes[0].set_ylabel("mIoU drop (points)")
+    axes[0].legend(fontsize=7)
+    fig.patch.set_facecolor("white")
+    fig.tight_layout()
+    return fig
+
+
+def example_predictions(model: Segmenter, data: SegData, ranks: dict[str, Tensor], cfg: Config
+                        ) -> dict[str, Tensor]:
+    """Predictions ``[n_examples, H, W]`` on the first evaluation images: intact, top-N overall
+    channels zeroed and N random channels zeroed, N the count nearest 25% of the channels."""
+    c = model.channels
+    n = min(channel_counts(cfg, c), key=lambda k: abs(k / c - 0.25))
+    x = data.eval_images[: cfg.n_examples]
+    rnd = pc.random_channels(c, n, torch.Generator().manual_seed(cfg.seed))
+    out = {"prediction": segmenter.predict(model, x, device=cfg.device)}
+    for name, channels in ((f"top-{n} position zeroed", ranks["overall"][:n]),
+                           (f"{n} random zeroed", rnd)):
+        with pc.zeroed_channels(model.last_stage, channels):
+            out[name] = segmenter.predict(model, x, device=cfg.device)
+    return out
+
+
+def plot_examples(data: SegData, preds: dict[str, Tensor]):
+    """Like Fig. 5: input, ground truth and the predictions of :func:`example_predictions`."""
+    k = len(data.class_names)
+    cols = {"ground truth": data.eval_masks[: len(next(iter(preds.values())))]} | preds
+    n = len(cols["ground truth"])
+    fig, axes = plt.subplots(n, len(cols) + 1, figsize=(2.2 * (len(cols) + 1), 2.2 * n), squeeze=False)
+    for i in range(n):
+        axes[i, 0].imshow(data.eval_images[i].permute(1, 2, 0).numpy())
+        for j, (name, maps) in enumerate(cols.items(), 1):
+            shown = np.ma.masked_equal(maps[i].numpy(), IGNORE)
+            axes[i, j].imshow(shown, cmap="tab20", vmin=0, vmax=max(k - 1, 1), interpolation="nearest")
+            axes[0, j].set_title(name, fontsize=8)
+    axes[0, 0].set_title("input", fontsize=8)
+    width = data.eval_images.shape[-1]
+    for ax in axes.flat:
+        ax.axvline(width / 2 - 0.5, color="w", ls=":", lw=0.8)  # the left / right boundary
+    return plots.image_panels(fig)
+
+
+def training_summary(runs: Runs, cfg: Config) -> pd.DataFrame:
+    """How each segmenter was trained and how well it segments intact (mIoU in % per region)."""
+    rows = []
+    for run, record in enumerate(runs.records):
+        row = {r: round(per_run(runs.table, "none", 0, r)[run], 1) for r in REGIONS}
+        row = {f"baseline mIoU {r}": v for r, v in row.items()}
+        if record:
+            row = {"train_images": cfg.n_train, "epochs": record["config"]["epochs"],
+                   "final_loss": round(record["losses"][-1], 3),
+                   "train_seconds": round(record["seconds"], 1)} | row
+        rows.append({"seed": replicate(cfg, run).seed} | row)
+    return pd.DataFrame(rows).set_index("seed")
+
+
+def regression_summary(table: pd.DataFrame, claims: Sequence[Claim], cfg: Config
+                       ) -> dict[str, Any]:
+    """Facts a regression would change, for nbval: files written, channel counts, claims."""
+    results = read_back(cfg.results_dir, claims, {"experiment", "ranking", "region", "metric",
+                                                   "run"})
+    counts = sorted(int(n) for n in table.n_channels.unique() if n > 0)
+    return {"rows": len(results), "channel_counts": counts,
+            "segmenters": int(table.run.nunique()),
+            "random_draws": int(table[table.ranking == "random"].draw.nunique()),
+            "claims": [c.id for c in claims]}

@@ -1,0 +1,213 @@
+"""Probing frozen encoders for position: the machinery chapters 1-4 share.
+
+A probe run reads out position maps (:mod:`posinfo.data.targets`) from *sources*: the raw image
+("PosENet alone" in the paper) or an encoder's multi-level features, with the book's synthetic,
+ImageNet or random weights. Features of a source are computed once per run and cached on disk
+(:class:`posinfo.probe.features.FeatureCache`), then shared by every readout that reads them.
+
+- :func:`load_data`: training images, natural test images and the synthetic inputs.
+- :func:`check_inputs_exist`: the datasets, pre-training sizes and weight files a run needs,
+  checked before any work.
+- :func:`load_sources`: the raw image and every encoder of the run.
+- :func:`run_readouts`: one SGD (and least-squares) readout per source and pattern, scored on
+  every test set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from posinfo.book.params import FLAG, PATH, Config, Knob, choice, integer, real
+from posinfo.cache import cache_root
+from posinfo.data import targets
+from posinfo.data.datasets import dataset_root, saliency_tensors
+from posinfo.data.scenes import SyntheticScenes
+from posinfo.metrics.position import score
+from posinfo.models.encoders import (ARCHITECTURES, INPUT_NORMS, build_encoder,
+                                     require_imagenet_weights)
+from posinfo.models.pretrain import PretrainConfig, synthetic_encoder
+from posinfo.probe.features import FeatureCache
+from posinfo.probe.readout import ReadoutTraining, fit_readout, least_squares_readout, predict
+
+TEST_SETS = ("natural",) + targets.SYNTHETIC_INPUTS
+# The knobs of a probe run (chapters 1-3 take all of them), with their types and ranges.
+PROBE_KNOBS: dict[str, Knob] = {
+    "dataset": choice(("scenes", "duts+pascal-s")), "image_size": integer(16, 4096),
+    "feature_size": integer(1, 512), "n_train": integer(1), "n_test": integer(1, optional=True),
+    "n_synthetic": integer(1), "patterns": choice(targets.PATTERNS, is_list=True),
+    "encoders": choice(ARCHITECTURES, is_list=True),
+    "weights": choice(("synthetic", "imagenet", "random")), "vgg_width": real(1 / 64, 4),
+    "input_norm": choice(INPUT_NORMS), "readout_epochs": integer(1, 10_000),
+    "compare_random": FLAG, "least_squares": FLAG, "pretrain_size": integer(16, 1024, by_name=True),
+    "pretrain_images": integer(1), "pretrain_epochs": integer(1, 10_000), "cache_dir": PATH}
+RAW = "posenet"  # the readout on the raw image, "PosENet alone" in the paper
+
+
+@dataclass
+class ProbeData:
+    """Images of one run: ``train`` ``[N, 3, S, S]``, a test tensor per name of ``TEST_SETS``, and
+    the object (saliency) masks ``[M, S, S]`` of the natural test images."""
+
+    train: Tensor
+    tests: dict[str, Tensor]
+    natural_masks: Tensor
+
+
+def load_data(cfg: Config, progress: bool = True) -> ProbeData:
+    """The training images, the natural test images and the synthetic inputs of a run.
+
+    The default profile draws both sets from the generated scenes (different seeds); the paper
+    profile trains on DUT-S and tests on PASCAL-S, read from ``cfg.data_root``.
+    """
+    size = cfg.image_size
+    if cfg.dataset == "scenes":
+        train = SyntheticScenes(cfg.n_train, size, seed=20_000 + cfg.seed).tensors(progress)[0]
+        natural, _, _, masks = SyntheticScenes(cfg.n_test, size, seed=30_000 + cfg.seed).tensors(progress)
+    else:
+        train = saliency_tensors("duts-train", cfg.data_root, size, limit=cfg.n_train)[0]
+        natural, masks = saliency_tensors("pascal-s", cfg.data_root, size, limit=cfg.n_test)
+    tests = {"natural": natural} | {
+        kind: targets.synthetic_inputs(kind, cfg.n_synthetic, size, seed=cfg.seed)
+        for kind in targets.SYNTHETIC_INPUTS}
+    return ProbeData(train, tests, masks)
+
+
+def check_inputs_exist(cfg: Config) -> None:
+    """What every chapter built on these data and encoders checks first: the paper profile's
+    datasets under ``data_root``, a ``pretrain_size`` for every synthetic encoder, and the
+    ImageNet weight files (at width 1.0)."""
+    if cfg.dataset != "scenes":
+        for name in ("duts-train", "pascal-s"):
+            dataset_root(name, cfg.data_root)
+    if cfg.weights == "synthetic":
+        for arch in cfg.encoders:
+            pretrain_config(cfg, arch)
+    if cfg.weights == "imagenet":
+        for arch in cfg.encoders:
+            require_imagenet_weights(arch, cfg.vgg_width)
+
+
+class RawImage(nn.Module):
+    """The identity 'encoder': the readout then sees the raw image ("PosENet alone")."""
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """Images ``[B, 3, H, W]`` to ``[x]``."""
+        return [x]
+
+
+@dataclass
+class Source:
+    """Something the readout reads from: an encoder with given weights, or the raw image."""
+
+    encoder: str
+    weights: str
+    module: nn.Module
+    record: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.encoder if self.weights in ("none", "") else f"{self.encoder} ({self.weights})"
+
+
+def pretrain_config(cfg: Config, arch: str) -> PretrainConfig:
+    """How the synthetic encoder ``arch`` of this profile is trained (shared by all chapters).
+
+    ``cfg.pretrain_size`` is one image size for every encoder, or a size per architecture.
+    """
+    size = cfg.pretrain_size
+    if isinstance(size, dict):
+        if arch not in size:
+            raise ValueError(f"pretrain_size gives no image size for {arch}: {size}")
+        size = size[arch]
+    return PretrainConfig(arch=arch, width=cfg.vgg_width if arch.startswith("vgg") else 1.0,
+                          image_size=int(size), n_train=cfg.pretrain_images,
+                          epochs=cfg.pretrain_epochs)
+
+
+def load_sources(cfg: Config, progress: bool = True) -> list[Source]:
+    """The raw image, each encoder with the profile's weights and, if asked, random weights."""
+    sources = [Source(RAW, "none", RawImage())]
+    kinds = [cfg.weights] + (["random"] if cfg.compare_random and cfg.weights != "random" else [])
+    for weights in kinds:
+        for arch in cfg.encoders:
+            width = cfg.vgg_width if arch.startswith("vgg") else 1.0
+            if weights == "synthetic":
+                module, record = synthetic_encoder(pretrain_config(cfg, arch), cache_root(cfg),
+                                                   input_norm=cfg.input_norm, device=cfg.device,
+                                                   progress=progress)
+            else:
+                module, record = build_encoder(arch, weights, width=width, seed=cfg.seed,
+                                               input_norm=cfg.input_norm), {}
+            sources.append(Source(arch, weights, module, record))
+    return sources
+
+
+@dataclass
+class ReadoutRun:
+    """Everything one run of the chapter measured."""
+
+    table: pd.DataFrame          # tidy: source, encoder, weights, readout, pattern, test_set, metric, value
+    examples: dict[tuple[str, str, str], Tensor]  # (source, readout, pattern) -> map [S, S] on natural image 0
+    # (source, readout, pattern, test_set) -> map [S, S] on the first image of that test set
+    gallery: dict[tuple[str, str, str, str], Tensor] = field(default_factory=dict)
+
+
+def _rows(source: Source, readout: str, pattern: str, test_set: str, scores) -> list[dict]:
+    base = dict(source=source.name, encoder=source.encoder, weights=source.weights,
+                readout=readout, pattern=pattern, test_set=test_set)
+    return [base | {"metric": m, "value": float(getattr(scores, m))}
+            for m in ("spc", "spc_paper", "mae", "n_constant", "n_images")]
+
+
+def source_inputs(cfg: Config, source: Source, data: ProbeData, cache: FeatureCache
+                  ) -> tuple[Tensor, dict[str, Tensor]]:
+    """What the readout of ``source`` sees: cached features, or the raw images themselves."""
+    if isinstance(source.module, RawImage):
+        return data.train, data.tests
+    feats = lambda x: cache(source.module, x, cfg.feature_size)  # noqa: E731
+    return feats(data.train), {name: feats(x) for name, x in data.tests.items()}
+
+
+def run_readouts(cfg: Config, data: ProbeData, sources: list[Source], progress: bool = True
+                 ) -> ReadoutRun:
+    """Train one readout per source and pattern, and score it on every test set.
+
+    Features of each source are computed once (and cached on disk) and then shared by the SGD
+    readouts of all patterns and by the least-squares readout (one Gram matrix per source serves
+    every pattern). Only the current source's features are held in memory.
+    """
+    size = cfg.image_size
+    gts = targets.position_maps(cfg.patterns, size)
+    cache = FeatureCache(cache_root(cfg) / "features", device=cfg.device, keep_in_memory=False)
+    protocol = ReadoutTraining(epochs=cfg.readout_epochs)
+    rows, examples, gallery = [], {}, {}
+    for source in tqdm(sources, desc="sources", disable=not progress):
+        train, tests = source_inputs(cfg, source, data, cache)
+        readouts = {p: fit_readout(train, gt, protocol, seed=cfg.seed, device=cfg.device)
+                    for p, gt in zip(cfg.patterns, gts)}
+        fitted = {"sgd": readouts}
+        if cfg.least_squares:
+            fitted["least_squares"] = dict(zip(cfg.patterns, least_squares_readout(train, gts)))
+        for kind, models in fitted.items():
+            for (pattern, model), gt in zip(models.items(), gts):
+                for test_set, x in tests.items():
+                    pred = predict(model, x, size, device=cfg.device)
+                    rows += _rows(source, kind, pattern, test_set, score(pred, gt))
+                    gallery[(source.name, kind, pattern, test_set)] = pred[0]
+                    if test_set == "natural":
+                        examples[(source.name, kind, pattern)] = pred[0]
+    return ReadoutRun(pd.DataFrame(rows), examples, gallery)
+
+
+def training_summary(sources: list[Source]) -> pd.DataFrame:
+    """How each synthetic encoder was trained: images, epochs, seconds, held-out accuracy."""
+    rows = [{"encoder": s.encoder, "image_size": s.record["config"]["image_size"],
+             "train_images": s.record["config"]["n_train"], "epochs": s.record["config"]["epochs"],
+             "train_seconds": round(s.record["seconds"], 1),
+             "val_accuracy": round(s.record["val_accuracy"], 3)}
+            for s in sources if s.record]
+    return pd.DataFrame(rows).set_index("encoder") if rows else pd.DataFrame()

@@ -1,0 +1,191 @@
+"""The position-encoding readout (PosENet) of the ICLR 2020 study, and an exact linear bound.
+
+PosENet maps frozen features to a one-channel position map with a few k x k convolutions
+(no padding by default), BatchNorm after each, ReLU between, a sigmoid at the end; its output is
+upsampled bilinearly to the ground truth and trained with a pixel-wise MSE by SGD (lr 0.1,
+momentum 0.9, weight decay 1e-4, batch 32, 15 epochs, lr x 0.1 at epoch 10). Applied to the raw
+image instead of features it is "PosENet alone".
+
+:func:`least_squares_readout` solves the single linear k x k layer exactly (ridge-stabilised
+normal equations), which bounds what any one-layer linear readout can fit on the training set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+
+class PosENet(nn.Module):
+    """A stack of convolutions from features to one position map.
+
+    Args:
+        in_channels: Channels of the input features (3 for the raw image).
+        n_layers: Number of convolutions; intermediate ones keep ``in_channels`` channels.
+        kernel_size: Side of every kernel.
+        padding: Zero padding of every convolution (0 in the paper).
+        hidden_channels: Width of the intermediate layers (``None``: ``in_channels``, as in the
+            paper; fewer make deep readouts on wide features affordable on a CPU).
+        padding_mode: torch's ``zeros``, ``reflect``, ``replicate`` or ``circular``.
+    """
+
+    def __init__(self, in_channels: int, n_layers: int = 1, kernel_size: int = 3,
+                 padding: int = 0, hidden_channels: int | None = None,
+                 padding_mode: str = "zeros") -> None:
+        super().__init__()
+        if n_layers < 1 or kernel_size < 1 or padding < 0:
+            raise ValueError("need n_layers >= 1, kernel_size >= 1 and padding >= 0")
+        hidden = in_channels if hidden_channels is None else min(hidden_channels, in_channels)
+        layers: list[nn.Module] = []
+        width = in_channels
+        for i in range(n_layers):
+            last = i == n_layers - 1
+            conv = nn.Conv2d(width, 1 if last else hidden, kernel_size, padding=padding,
+                             padding_mode=padding_mode)
+            width = hidden
+            nn.init.xavier_uniform_(conv.weight)
+            nn.init.zeros_(conv.bias)
+            layers += [conv, nn.BatchNorm2d(conv.out_channels)] + ([] if last else [nn.ReLU()])
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, out_size: int) -> Tensor:
+        """Features ``[B, C, h, w]`` to position maps ``[B, out_size, out_size]`` in (0, 1)."""
+        y = torch.sigmoid(self.body(x))
+        return F.interpolate(y, size=(out_size, out_size), mode="bilinear", align_corners=False)[:, 0]
+
+
+@dataclass(frozen=True)
+class ReadoutTraining:
+    """The readout's training protocol (defaults: the ICLR 2020 authors')."""
+
+    n_layers: int = 1
+    kernel_size: int = 3
+    padding: int = 0
+    hidden_channels: int | None = None
+    padding_mode: str = "zeros"
+    epochs: int = 15
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    batch_size: int = 32
+    lr_drop_epoch: int = 10
+
+
+def fit_readout(inputs: Tensor, target: Tensor, protocol: ReadoutTraining = ReadoutTraining(), *,
+                seed: int = 0, device: torch.device | str = "cpu",
+                transform: Callable[[Tensor], Tensor] | None = None,
+                progress: bool = False) -> PosENet:
+    """Train one PosENet to output ``target`` from every input.
+
+    Args:
+        inputs: Cached features ``[N, C, h, w]`` (any float dtype), or images when ``transform``
+            is given.
+        target: The ground-truth map ``[T, T]``, the same for every input.
+        protocol: Architecture and optimiser settings.
+        seed: Seeds the initialisation and the order of the mini-batches.
+        device: Where training runs.
+        transform: Optional function applied to every mini-batch before the readout (e.g. a
+            frozen encoder run at every step, the paper's own protocol).
+        progress: Show a progress bar over epochs.
+
+    Returns:
+        The trained readout, in eval mode, on ``device``.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    prepare = transform or (lambda b: b)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        channels = prepare(inputs[:1].to(device).float()).shape[1]
+        model = PosENet(channels, protocol.n_layers, protocol.kernel_size, protocol.padding,
+                        protocol.hidden_channels, protocol.padding_mode).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
+                          weight_decay=protocol.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [protocol.lr_drop_epoch], gamma=0.1)
+    target = target.to(device)
+    model.train()
+    for _ in tqdm(range(protocol.epochs), desc="readout", disable=not progress, leave=False):
+        for idx in torch.randperm(len(inputs), generator=gen).split(protocol.batch_size):
+            x = prepare(inputs[idx].to(device).float())
+            loss = F.mse_loss(model(x, target.shape[-1]), target.expand(len(idx), -1, -1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, inputs: Tensor, out_size: int, *, batch_size: int = 64,
+            device: torch.device | str = "cpu") -> Tensor:
+    """Position maps ``[N, out_size, out_size]`` (float32, CPU) of a readout on ``[N, C, h, w]``."""
+    model = model.to(device).eval()
+    return torch.cat([model(b.to(device).float(), out_size).cpu() for b in inputs.split(batch_size)])
+
+
+class LinearReadout(nn.Module):
+    """One linear k x k convolution, no sigmoid: the model :func:`least_squares_readout` fits."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: Tensor, out_size: int) -> Tensor:
+        """Features ``[B, C, h, w]`` to maps ``[B, out_size, out_size]``."""
+        y = self.conv(x)
+        return F.interpolate(y, size=(out_size, out_size), mode="bilinear", align_corners=False)[:, 0]
+
+
+def _patches(x: Tensor, kernel_size: int, padding: int) -> Tensor:
+    """``[B, C, h, w]`` to rows ``[B * L, C * k * k + 1]`` (patches and a constant 1)."""
+    cols = F.unfold(x.float(), kernel_size, padding=padding).transpose(1, 2).flatten(0, 1)
+    return torch.cat([cols, torch.ones(len(cols), 1)], dim=1)
+
+
+@torch.no_grad()
+def least_squares_readout(features: Tensor, targets: Tensor, kernel_size: int = 3, padding: int = 0,
+                          *, ridge: float = 1e-6, batch_size: int = 32,
+                          progress: bool = False) -> list[LinearReadout]:
+    """The exact least-squares linear k x k readout for each target map.
+
+    The readout's output grid (``h - k + 1 + 2 * padding`` per side) is compared with the target
+    resized bilinearly to that grid, so the fit minimises the MSE where the readout's values
+    live; predictions are then upsampled like PosENet's. One Gram matrix serves every target.
+
+    Args:
+        features: ``[N, C, h, w]``.
+        targets: ``[P, T, T]``: one map per pattern.
+        kernel_size: Side of the kernel.
+        padding: Zero padding.
+        ridge: Added to the Gram's diagonal, relative to its mean diagonal, for stability.
+        batch_size: Images per chunk of the Gram accumulation.
+        progress: Show a progress bar.
+
+    Returns:
+        One :class:`LinearReadout` per target.
+    """
+    n, c, h, _ = features.shape
+    grid = h - kernel_size + 1 + 2 * padding
+    y = F.interpolate(targets[:, None].double(), size=(grid, grid), mode="bilinear",
+                      align_corners=False).flatten(1).T  # [L, P]
+    d = c * kernel_size**2 + 1
+    gram, rhs = torch.zeros(d, d, dtype=torch.float64), torch.zeros(d, len(targets), dtype=torch.float64)
+    for chunk in tqdm(features.split(batch_size), desc="least squares", disable=not progress,
+                      leave=False):
+        rows = _patches(chunk, kernel_size, padding)
+        gram += (rows.T @ rows).double()
+        rhs += rows.double().T @ y.repeat(len(chunk), 1)
+    gram.diagonal().add_(ridge * gram.diagonal().mean())
+    solution = torch.linalg.solve(gram, rhs).float()  # [d, P]
+    return [_as_conv(w, c, kernel_size, padding) for w in solution.T]
+
+
+def _as_conv(w: Tensor, channels: int, kernel_size: int, padding: int) -> LinearReadout:
+    conv = nn.Conv2d(channels, 1, kernel_size, padding=padding)
+    conv.weight.data = w[:-1].view(1, channels, kernel_size, kernel_size).clone()
+    conv.bias.data = w[-1:].clone()
+    return LinearReadout(conv).eval()
