@@ -15,6 +15,7 @@ from posinfo.data.datasets import (
     DatasetNotFoundError,
     ImageFolderDataset,
     dataset_root,
+    image_folder_tensors,
     saliency_dataset,
     torchvision_dataset,
 )
@@ -103,20 +104,58 @@ def test_any_image_mode_becomes_rgb(tmp_path, mode):
 
 
 def test_resize_is_bilinear_and_mask_threshold_is_half(tmp_path):
-    img = np.zeros((4, 4, 3), np.uint8)
-    img[:, 2:] = 255  # left half black, right half white
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[:, 4:] = 255  # left half black, right half white
     Image.fromarray(img).save(tmp_path / "a.png")
-    mask = np.zeros((4, 4), np.uint8)
-    mask[:, 2:] = 255
+    mask = np.zeros((8, 8), np.uint8)
+    mask[:, 4:] = 255
     (tmp_path / "m").mkdir()
     Image.fromarray(mask).save(tmp_path / "m" / "a.png")
     (tmp_path / "i").mkdir()
     shutil.move(tmp_path / "a.png", tmp_path / "i" / "a.png")
-    image, m = ImageFolderDataset(tmp_path / "i", size=8, mask_dir=tmp_path / "m")[0]
+    image, m = ImageFolderDataset(tmp_path / "i", size=16, mask_dir=tmp_path / "m")[0]
     row = image[0, 0]
-    assert row[0] == 0 and row[-1] == 1 and 0 < row[3] < 1  # interpolated, not nearest
+    assert row[0] == 0 and row[-1] == 1 and 0 < row[7] < 1  # interpolated, not nearest
     assert torch.equal(m[0], (row >= 0.5).float())  # same interpolation, thresholded at 0.5
-    assert m.sum() == 32
+    assert m.sum() == 128
+
+
+def test_truncated_tiny_and_mismatched_files_are_named_before_any_work(tmp_path):
+    noise = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    (tmp_path / "ok").mkdir()
+    Image.fromarray(noise).save(tmp_path / "ok" / "a.jpg")
+    data = (tmp_path / "ok" / "a.jpg").read_bytes()
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "a.jpg").write_bytes(data[: len(data) // 2])
+    with Image.open(tmp_path / "cut" / "a.jpg") as img:
+        img.verify()  # PIL's own quick check passes a truncated JPEG
+    with pytest.raises(ValueError, match=r"malformed image file .*cut/a\.jpg"):
+        ImageFolderDataset(tmp_path / "cut", size=8)
+    write_image(tmp_path / "tiny" / "a.png", size=(1, 1))
+    with pytest.raises(ValueError, match=r"tiny/a\.png is 1 x 1 px; the book needs at least 8"):
+        ImageFolderDataset(tmp_path / "tiny", size=8)
+    write_image(tmp_path / "masks" / "a.png", mode="L", size=(32, 48))
+    with pytest.raises(ValueError, match=r"mask .*masks/a\.png is \(32, 48\) px but its image"):
+        ImageFolderDataset(tmp_path / "ok", size=8, mask_dir=tmp_path / "masks")
+
+
+def test_exif_orientation_is_respected(tmp_path):
+    img = np.zeros((8, 12, 3), np.uint8)  # 12 wide, 8 high, white top rows
+    img[:2] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    (tmp_path / "i").mkdir()
+    Image.fromarray(img).save(tmp_path / "i" / "a.jpg", exif=exif, quality=100)
+    images, sizes = image_folder_tensors(tmp_path / "i", 12)
+    assert sizes == [(8, 12)]  # shown upright: 8 wide, 12 high
+    assert images[0, 0, :, -1].mean() > 0.8 and images[0, 0, :, 0].mean() < 0.2  # top -> right
+
+
+def test_image_folder_tensors_take_grey_and_colour_files_of_any_size(tmp_path):
+    write_image(tmp_path / "a.png", mode="L", size=(30, 20))
+    write_image(tmp_path / "b.jpg", size=(16, 40))
+    images, sizes = image_folder_tensors(tmp_path, 24)
+    assert images.shape == (2, 3, 24, 24) and sizes == [(30, 20), (16, 40)]
 
 
 def test_image_folder_without_masks_and_non_image_files_skipped(tmp_path):

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from posinfo.book.params import resolve
 from posinfo.chapters import ch01_existence
 from posinfo.probe import probing
@@ -31,3 +33,22 @@ def test_smoke_scenes_are_deterministic_per_seed(tmp_path):
     assert a.train.equal(b.train) and not a.train.equal(c.train)
     natural = a.tests["natural"]
     assert not a.train[: len(natural)].equal(natural)  # training and test scenes differ
+
+
+def test_own_images_replace_the_natural_test_set(tmp_path):
+    from PIL import Image
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(folder / "a.jpg")
+    Image.new("L", (25, 50), 90).save(folder / "b.png")
+    cfg = config(tmp_path, test_images=str(folder))
+    probing.check_inputs_exist(cfg)
+    data = probing.load_data(cfg, progress=False)
+    assert data.tests["natural"].shape == (2, 3, 32, 32) and data.natural_sizes == [(40, 30), (25, 50)]
+    assert data.natural_source == str(folder) and data.natural_masks.shape == (0, 32, 32)
+    assert set(data.tests) == set(probing.TEST_SETS)
+    (folder / "c.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"c\.png"):
+        probing.check_inputs_exist(cfg)
+    with pytest.raises(Exception, match="does not exist"):
+        probing.check_inputs_exist(config(tmp_path, test_images=str(tmp_path / "none")))

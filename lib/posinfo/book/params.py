@@ -284,8 +284,8 @@ def resolve(spec: ChapterSpec, namespace: Mapping[str, Any]) -> Config:
         profile=given["profile"],
         seed=given["seed"],
         device=resolve_device(given["device"]),
-        data_root=_under_root(given["data_root"]),
-        out_dir=_under_root(given["out_dir"]),
+        data_root=under_root(given["data_root"]),
+        out_dir=under_root(given["out_dir"]),
         knobs=knobs,
     )
 
@@ -303,7 +303,7 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else project_root() / ".cache"
 
 
-def _under_root(path: str | Path) -> Path:
+def under_root(path: str | Path) -> Path:
     """A relative path is taken relative to the book's top folder, wherever the kernel runs."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else project_root() / path

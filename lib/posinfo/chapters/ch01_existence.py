@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+from IPython.display import Markdown
 
 from posinfo.book import plots
 from posinfo.book.paper_tables import iclr2020_table1
-from posinfo.book.params import ChapterSpec, Config
+from posinfo.book.params import ChapterSpec, Config, path
 from posinfo.book.results import Claim, read_back
 from posinfo.data import targets
 from posinfo.probe.probing import (PROBE_KNOBS, RAW, TEST_SETS, ProbeData, ReadoutRun,
@@ -28,21 +29,23 @@ SPEC = ChapterSpec(
                       encoders=["vgg16_bn", "resnet18"],
                       weights="synthetic", vgg_width=0.125, input_norm="none", readout_epochs=3,
                       compare_random=True, least_squares=True, pretrain_size=32,
-                      pretrain_images=64, pretrain_epochs=1, cache_dir=None),
+                      pretrain_images=64, pretrain_epochs=1, cache_dir=None, test_images=None),
         "default": dict(dataset="scenes", image_size=96, feature_size=12, n_train=320, n_test=100,
                         n_synthetic=20, patterns=list(targets.PATTERNS),
                         encoders=["vgg16_bn", "resnet18"], weights="synthetic", vgg_width=0.5,
                         input_norm="none", readout_epochs=15, compare_random=True,
                         least_squares=True, pretrain_size={"vgg16_bn": 32, "resnet18": 48},
-                        pretrain_images=3000, pretrain_epochs=6, cache_dir=None),
+                        pretrain_images=3000, pretrain_epochs=6, cache_dir=None, test_images=None),
         "paper": dict(dataset="duts+pascal-s", image_size=224, feature_size=28, n_train=2000,
                       n_test=None, n_synthetic=100, patterns=list(targets.PATTERNS),
                       encoders=["vgg16", "resnet152"], weights="imagenet", vgg_width=1.0,
                       input_norm="none", readout_epochs=15, compare_random=True,
                       least_squares=True, pretrain_size=32, pretrain_images=3000,
-                      pretrain_epochs=6, cache_dir=None),
+                      pretrain_epochs=6, cache_dir=None, test_images=None),
     },
-    types=PROBE_KNOBS,
+    types=PROBE_KNOBS | {"test_images": path(
+        "a folder of your own images (JPEG, PNG or BMP; any size; grey or colour) to test on "
+        "in place of the profile's natural images; a relative path is taken from the book's folder")},
 )
 
 
@@ -175,6 +178,19 @@ def beyond_paper(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- presentation ---------------------------------------------------------------------------------
+
+
+def test_set_note(data: ProbeData) -> Markdown:
+    """What the natural test set of this run holds: how many images, from where, and (for files)
+    their sizes on disk (Markdown)."""
+    n = len(data.tests["natural"])
+    text = f"**Natural test images:** {n} from {data.natural_source}"
+    if data.natural_sizes:
+        w, h = (sorted(s[i] for s in data.natural_sizes) for i in (0, 1))
+        text += (f", {w[0]}-{w[-1]} px wide and {h[0]}-{h[-1]} px high on disk (median "
+                 f"{w[n // 2]} x {h[n // 2]}), each resized to {data.train.shape[-1]} px square "
+                 "as the training images are")
+    return Markdown(text + ".")
 
 
 def plot_examples(run: ReadoutRun, cfg: Config, data: ProbeData):

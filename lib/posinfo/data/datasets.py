@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 import torchvision
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import Tensor
 from torchvision.datasets import Cityscapes
 from torchvision.transforms import v2
@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from posinfo.metrics.dense import IGNORE
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
+MIN_SIDE = 8  # px: a smaller image (a 1 x 1 placeholder, say) carries no map to read
 CITYSCAPES_CLASSES: tuple[str, ...] = (
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
     "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle",
@@ -252,20 +253,32 @@ def _image_files(folder: Path) -> list[Path]:
                   and not p.name.startswith(".") and p.is_file())
 
 
-def _verify(path: Path) -> None:
-    """Raise a ``ValueError`` naming ``path`` if PIL cannot read it as an image."""
+def _verify(path: Path, min_side: int = MIN_SIDE) -> tuple[int, int]:
+    """Decode ``path`` fully and return its (width, height) as shown (EXIF orientation applied).
+
+    Raises:
+        ValueError: Naming ``path``, if PIL cannot decode all of it (a truncated file too) or its
+            shorter side is below ``min_side`` pixels.
+    """
     try:
         with Image.open(path) as img:
-            img.verify()
+            img.load()  # decodes every pixel: a truncated file fails here, not in verify()
+            size = ImageOps.exif_transpose(img).size
     except Exception as err:  # PIL raises many types (OSError, SyntaxError, struct.error, ...)
         raise ValueError(f"malformed image file {path}: {type(err).__name__}: {err}") from err
+    if min(size) < min_side:
+        raise ValueError(f"image file {path} is {size[0]} x {size[1]} px; the book needs at "
+                         f"least {min_side} px on each side")
+    return size
 
 
 def _open(path: Path, mode: str, size: int) -> Image.Image:
-    """``path`` converted to PIL ``mode`` and bilinearly resized to ``size x size``."""
+    """``path`` turned upright by its EXIF orientation, converted to PIL ``mode`` and bilinearly
+    resized to ``size x size``."""
     try:
         with Image.open(path) as img:
-            return img.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+            upright = ImageOps.exif_transpose(img)
+            return upright.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
     except Exception as err:
         raise ValueError(f"cannot read image file {path}: {type(err).__name__}: {err}") from err
 
@@ -279,8 +292,10 @@ class ImageFolderDataset(torch.utils.data.Dataset):
     """A flat folder of images (jpg/jpeg/png/bmp), optionally with a parallel folder of masks
     matched by file stem.
 
-    Files are taken in name order (hidden files skipped); every kept image and mask is checked
-    with PIL when the dataset is built, so a malformed file fails before any work.
+    Files are taken in name order (hidden files skipped); every kept image and mask is decoded in
+    full when the dataset is built, so a malformed or truncated file, an image smaller than
+    ``MIN_SIDE`` px, or a mask of another size than its image fails before any work. Images are
+    turned upright by their EXIF orientation.
 
     Args:
         image_dir: The folder of images.
@@ -290,7 +305,8 @@ class ImageFolderDataset(torch.utils.data.Dataset):
 
     Raises:
         DatasetNotFoundError: If a folder is missing, holds no image, or an image has no mask.
-        ValueError: If a file is not a readable image, or ``size``/``limit`` is not positive.
+        ValueError: Naming the file, if a file is not a readable image, is too small, or is a
+            mask of another size than its image; or if ``size``/``limit`` is not positive.
     """
 
     def __init__(self, image_dir: str | Path, size: int, mask_dir: str | Path | None = None,
@@ -304,8 +320,11 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         self.masks: list[Path] | None = None
         if self.mask_dir is not None:
             self.masks = self._match_masks(self.mask_dir)
-        for path in self.images + (self.masks or []):
-            _verify(path)
+        self.sizes = [_verify(path) for path in self.images]  # (width, height) of each image
+        for image, mask, size in zip(self.images, self.masks or [], self.sizes):
+            if (mask_size := _verify(mask)) != size:
+                raise ValueError(f"mask {mask} is {mask_size} px but its image {image} is {size} px "
+                                 "(width, height)")
 
     def _list(self, folder: Path) -> list[Path]:
         """The sorted image files of ``folder``; raises if it is missing or holds none."""
@@ -477,6 +496,22 @@ def saliency_tensors(name: str, data_root: str | Path, size: int,
     dataset = saliency_dataset(name, data_root, size, limit=limit)
     items = [dataset[i] for i in tqdm(range(len(dataset)), desc=name, leave=False)]
     return torch.stack([x for x, _ in items]), torch.stack([m for _, m in items])
+
+
+def image_folder_tensors(folder: str | Path, size: int) -> tuple[Tensor, list[tuple[int, int]]]:
+    """Every image of a folder (JPEG, PNG or BMP, any size, grey or colour), upright by its EXIF
+    orientation, as RGB resized to ``size x size``.
+
+    Returns:
+        Images ``float32 [N, 3, S, S]`` in [0, 1], and each file's (width, height).
+
+    Raises:
+        DatasetNotFoundError: If the folder is missing or holds no image.
+        ValueError: Naming the file, if one is unreadable, truncated or too small.
+    """
+    dataset = ImageFolderDataset(folder, size)
+    items = [dataset[i][0] for i in tqdm(range(len(dataset)), desc="images", leave=False)]
+    return torch.stack(items), dataset.sizes
 
 
 def voc_tensors(data_root: str | Path, split: str, size: int,

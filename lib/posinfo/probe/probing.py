@@ -16,15 +16,18 @@ ImageNet or random weights. Features of a source are computed once per run and c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
+import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from posinfo.book.params import FLAG, PATH, Config, Knob, choice, integer, real
+from posinfo.book.params import FLAG, PATH, Config, Knob, choice, integer, real, under_root
 from posinfo.cache import cache_root
 from posinfo.data import targets
-from posinfo.data.datasets import dataset_root, saliency_tensors
+from posinfo.data.datasets import (ImageFolderDataset, dataset_root, image_folder_tensors,
+                                   saliency_tensors)
 from posinfo.data.scenes import SyntheticScenes
 from posinfo.metrics.position import score
 from posinfo.models.encoders import (ARCHITECTURES, INPUT_NORMS, build_encoder,
@@ -50,39 +53,60 @@ RAW = "posenet"  # the readout on the raw image, "PosENet alone" in the paper
 @dataclass
 class ProbeData:
     """Images of one run: ``train`` ``[N, 3, S, S]``, a test tensor per name of ``TEST_SETS``, and
-    the object (saliency) masks ``[M, S, S]`` of the natural test images."""
+    the object (saliency) masks ``[M, S, S]`` of the natural test images (none, ``[0, S, S]``,
+    for a reader's own images). ``natural_source`` says where the natural test images came from,
+    and ``natural_sizes`` holds their sizes on disk (width, height) when they came from files."""
 
     train: Tensor
     tests: dict[str, Tensor]
     natural_masks: Tensor
+    natural_source: str = ""
+    natural_sizes: list[tuple[int, int]] = field(default_factory=list)
 
 
 def load_data(cfg: Config, progress: bool = True) -> ProbeData:
     """The training images, the natural test images and the synthetic inputs of a run.
 
     The default profile draws both sets from the generated scenes (different seeds); the paper
-    profile trains on DUT-S and tests on PASCAL-S, read from ``cfg.data_root``.
+    profile trains on DUT-S and tests on PASCAL-S, read from ``cfg.data_root``. A run whose
+    chapter takes the knob ``test_images`` and sets it tests on every image of that folder
+    instead (the readouts are trained as the profile trains them).
     """
     size = cfg.image_size
+    sizes: list[tuple[int, int]] = []
     if cfg.dataset == "scenes":
         train = SyntheticScenes(cfg.n_train, size, seed=20_000 + cfg.seed).tensors(progress)[0]
         natural, _, _, masks = SyntheticScenes(cfg.n_test, size, seed=30_000 + cfg.seed).tensors(progress)
+        source = "generated scenes"
     else:
         train = saliency_tensors("duts-train", cfg.data_root, size, limit=cfg.n_train)[0]
         natural, masks = saliency_tensors("pascal-s", cfg.data_root, size, limit=cfg.n_test)
+        source = "PASCAL-S"
+    if (folder := own_test_images(cfg)) is not None:
+        natural, sizes = image_folder_tensors(folder, size)
+        masks, source = torch.zeros(0, size, size), str(folder)
     tests = {"natural": natural} | {
         kind: targets.synthetic_inputs(kind, cfg.n_synthetic, size, seed=cfg.seed)
         for kind in targets.SYNTHETIC_INPUTS}
-    return ProbeData(train, tests, masks)
+    return ProbeData(train, tests, masks, source, sizes)
+
+
+def own_test_images(cfg: Config) -> Path | None:
+    """The folder of the reader's own test images (knob ``test_images``, a relative path taken
+    from the book's folder), or ``None`` when the run uses the profile's test set."""
+    folder = cfg.knobs.get("test_images")
+    return None if folder is None else under_root(folder)
 
 
 def check_inputs_exist(cfg: Config) -> None:
     """What every chapter built on these data and encoders checks first: the paper profile's
-    datasets under ``data_root``, a ``pretrain_size`` for every synthetic encoder, and the
-    ImageNet weight files (at width 1.0)."""
+    datasets under ``data_root``, the reader's own test images (every file decoded), a
+    ``pretrain_size`` for every synthetic encoder, and the ImageNet weight files (at width 1.0)."""
     if cfg.dataset != "scenes":
         for name in ("duts-train", "pascal-s"):
             dataset_root(name, cfg.data_root)
+    if (folder := own_test_images(cfg)) is not None:
+        ImageFolderDataset(folder, cfg.image_size)  # every file decoded: a bad one is named now
     if cfg.weights == "synthetic":
         for arch in cfg.encoders:
             pretrain_config(cfg, arch)
