@@ -70,11 +70,11 @@ html: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python bench/readout_speed.py
 
-# Open the built book in headless Chromium (Debian's) and check every page, figure, table,
-# internal link and the search. Needs `make book` (or `make html`) first.
+# Open the built book in headless Chromium (Debian's, or $CHROME_BIN with $CHROMEDRIVER) and check
+# every page, figure, table, internal link and the search. Needs `make book` (or `make html`) first.
 browser-test: $(BIN)/.installed
 	@test -f _build/html/index.html || { echo "_build/html is missing: run make book first"; exit 1; }
-	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+	@test -x "$${CHROME_BIN:-/usr/bin/chromium}" -a -x "$${CHROMEDRIVER:-/usr/bin/chromedriver}" || \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q chromium chromium-driver
 	$(BIN)/python -m pip install --quiet -r requirements-browser.txt
 	$(BIN)/python tools/browser_test.py _build/html

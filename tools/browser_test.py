@@ -6,13 +6,15 @@ The site is served on 127.0.0.1. Every page of the book must load; every image o
 loaded (non-zero natural width); every chapter page must show at least one figure and one table;
 every internal link must reach a page that exists, and its #anchor an element of that page; and
 the search page must find a chapter. Exits non-zero, listing every failure, if any check fails.
-Chromium and ChromeDriver are Debian's (/usr/bin/chromium, /usr/bin/chromedriver).
+Chromium and ChromeDriver are Debian's (/usr/bin/chromium, /usr/bin/chromedriver), or those that
+$CHROME_BIN and $CHROMEDRIVER name.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import os
 import re
 import sys
 import tempfile
@@ -29,8 +31,10 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+# Debian's Chromium and ChromeDriver unless $CHROME_BIN / $CHROMEDRIVER name others (GitHub's
+# Ubuntu runners ship Google Chrome and a matching driver instead).
+CHROMIUM = os.environ.get("CHROME_BIN", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 # Flags for a closed network: no background connections, no first-run work.
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",

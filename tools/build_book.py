@@ -81,6 +81,28 @@ def add_launch_buttons(config: Path, repository: str) -> None:
     config.write_text(text)
 
 
+def add_downloads(staging: Path, results: Path) -> None:
+    """Offer each chapter's ``results.csv`` and ``claims.json`` for download at the end of its
+    page (the executed notebook itself is the page's own download button): the files are copied
+    into the staged book and linked with Sphinx's ``download`` role."""
+    for path in sorted((staging / "book").glob("[0-9][0-9]_*.ipynb")):
+        files = [results / path.stem / name for name in ("results.csv", "claims.json")]
+        if not all(f.is_file() for f in files):
+            sys.exit(f"{files[0].parent} lacks results.csv or claims.json: run the chapter first")
+        links = []
+        for f in files:
+            target = staging / "book" / "_results" / path.stem / f.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, target)
+            links.append(f"{{download}}`{f.name} <_results/{path.stem}/{f.name}>`")
+        nb = nbformat.read(path, as_version=4)
+        nb.cells.append(nbformat.v4.new_markdown_cell(
+            f"**This run's numbers, to download:** {' and '.join(links)} (every number of the "
+            "page, tidy, and every claim with its verdict); the notebook as it ran is the page's "
+            "download button."))
+        nbformat.write(nb, path)
+
+
 def write_reports(staging: Path, results: Path, bench: Path) -> None:
     """Generate the scorecard, reproducibility and benchmark pages into the staged book."""
     titles, anchors = chapter_headings(staging / "book")
@@ -109,6 +131,7 @@ def main() -> None:
     staging = args.out / "source"
     stage(args.executed.resolve(), staging)
     write_reports(staging, args.results, args.bench)
+    add_downloads(staging, args.results)
     if args.repository:
         add_launch_buttons(staging / "_config.yml", args.repository)
     subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(staging), "--path-output",

@@ -28,3 +28,17 @@ def test_executed_chapters_fold_parameters_and_drop_progress_bars(tmp_path):
     assert [c.metadata.tags for c in cells] == [["parameters", "hide-cell"],
                                                ["injected-parameters", "hide-cell"], []]
     assert [o.output_type for o in cells[2].outputs] == ["stream"]
+
+
+def test_each_chapter_offers_its_results_for_download(tmp_path):
+    staging, results = tmp_path / "source", tmp_path / "results"
+    (staging / "book").mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(), staging / "book" / "01_x.ipynb")
+    (results / "01_x").mkdir(parents=True)
+    (results / "01_x" / "results.csv").write_text("value\n1\n")
+    (results / "01_x" / "claims.json").write_text("[]\n")
+    load_tool().add_downloads(staging, results)
+    assert (staging / "book" / "_results" / "01_x" / "claims.json").read_text() == "[]\n"
+    last = nbformat.read(staging / "book" / "01_x.ipynb", as_version=4).cells[-1].source
+    assert "{download}`results.csv <_results/01_x/results.csv>`" in last
+    assert "{download}`claims.json <_results/01_x/claims.json>`" in last
