@@ -14,6 +14,7 @@ the one helper that trains, checkpoints, resumes and caches a network.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import os
@@ -55,6 +56,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise OSError(errno.ENOSPC, f"no space left on the device to write {path}") from err
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

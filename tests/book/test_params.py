@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from posinfo.book.params import (FLAG, PATH, ChapterSpec, Knob, choice, integer, parameters_in, real,
-                                 resolve, resolve_device)
+from posinfo.book.params import (FLAG, PATH, ChapterSpec, Knob, check_writable, choice, integer,
+                                 parameters_in, real, resolve, resolve_device)
 
 SPEC = ChapterSpec(
     chapter="99_test",
@@ -15,12 +15,19 @@ SPEC = ChapterSpec(
 COMMON = dict(profile="default", seed=3, device="cpu", data_root="/data", out_dir="/out")
 
 
+@pytest.fixture(autouse=True)
+def _outputs_in_tmp(tmp_path, monkeypatch):
+    """resolve creates and test-writes the results folder: keep it in the test's folder."""
+    monkeypatch.setitem(COMMON, "out_dir", str(tmp_path / "out"))
+
+
 def test_profile_supplies_knobs_and_explicit_values_win():
     cfg = resolve(SPEC, COMMON | {"size": None, "arch": None, "names": None})
     assert (cfg.size, cfg.arch, cfg.names) == (32, "a", ["x", "y"])
     cfg = resolve(SPEC, COMMON | {"size": 64, "arch": "b"})
     assert (cfg.size, cfg.arch, cfg.seed) == (64, "b", 3)
-    assert cfg.results_dir == Path("/out/99_test") and cfg.device == torch.device("cpu")
+    assert cfg.results_dir == Path(COMMON["out_dir"]) / "99_test" and cfg.device == torch.device("cpu")
+    assert cfg.results_dir.is_dir()
     assert resolve(SPEC, COMMON | {"profile": "paper"}).size == 224
 
 
@@ -102,3 +109,28 @@ def test_wrong_values_are_refused(knob):
     for kind, value in knob.wrong_values().items():
         with pytest.raises(ValueError):
             knob.check("k", value)
+
+
+def test_unwritable_or_full_output_folders_fail_before_work(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OSError, match=r"parameter 'out_dir': cannot write to .*file/99_test"):
+        resolve(SPEC, COMMON | {"out_dir": str(tmp_path / "file")})  # a file where a folder must be
+    with pytest.raises(OSError, match=r"parameter 'out_dir': no space left in"):
+        check_writable(tmp_path, "out_dir", min_free_mb=1e12)
+    spec = ChapterSpec("99_test", {p: {"cache_dir": None} for p in ("smoke", "default", "paper")},
+                       {"cache_dir": PATH})
+    with pytest.raises(OSError, match="parameter 'cache_dir'"):
+        resolve(spec, COMMON | {"cache_dir": str(tmp_path / "file" / "c")})
+
+
+def test_a_full_disk_names_the_file(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from posinfo.cache import write_text
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match=r"no space left on the device to write .*results\.csv"):
+        write_text(tmp_path / "results.csv", "x")

@@ -9,7 +9,10 @@ notebook's namespace and raises for any name it does not know, before any comput
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +23,7 @@ import torch
 PROFILES: tuple[str, ...] = ("smoke", "default", "paper")
 COMMON: tuple[str, ...] = ("profile", "seed", "device", "data_root", "out_dir")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+MIN_FREE_MB = 100.0  # free disk a run needs in its output and cache folders before it starts
 # Names IPython puts in every namespace; never parameters.
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 _TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,),
@@ -261,6 +265,8 @@ def resolve(spec: ChapterSpec, namespace: Mapping[str, Any]) -> Config:
         ValueError: For an unknown profile, a parameter the chapter does not declare, a missing
             common parameter, or a value of the wrong type or out of its knob's range (naming
             the parameter, the value and what it takes).
+        OSError: If the results folder (``out_dir/chapter``) or the cache folder cannot be
+            written to, or their disk is (nearly) full (:func:`check_writable`).
     """
     given = parameters_in(namespace)
     unknown = sorted(set(given) - set(COMMON) - set(spec.knobs))
@@ -279,7 +285,7 @@ def resolve(spec: ChapterSpec, namespace: Mapping[str, Any]) -> Config:
              for k, v in spec.profiles[given["profile"]].items()}
     for name, value in knobs.items():
         spec.types[name].check(name, value)
-    return Config(
+    cfg = Config(
         chapter=spec.chapter,
         profile=given["profile"],
         seed=given["seed"],
@@ -288,6 +294,31 @@ def resolve(spec: ChapterSpec, namespace: Mapping[str, Any]) -> Config:
         out_dir=under_root(given["out_dir"]),
         knobs=knobs,
     )
+    check_writable(cfg.results_dir, "out_dir")
+    if "cache_dir" in knobs:
+        check_writable(default_cache_dir() if knobs["cache_dir"] is None
+                       else under_root(knobs["cache_dir"]), "cache_dir")
+    return cfg
+
+
+def check_writable(folder: Path, name: str, min_free_mb: float = MIN_FREE_MB) -> None:
+    """Create ``folder`` if needed and write a file in it, so that a folder a run cannot write
+    to, or a disk with less than ``min_free_mb`` MB free, fails before any work.
+
+    Raises:
+        OSError: Naming the parameter, the folder and the cause (for example "no space left").
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+        free = shutil.disk_usage(folder).free / 2**20
+    except OSError as err:
+        raise OSError(err.errno, f"parameter {name!r}: cannot write to {folder}: "
+                                 f"{err.strerror or err}") from err
+    if free < min_free_mb:
+        raise OSError(errno.ENOSPC, f"parameter {name!r}: no space left in {folder} "
+                                    f"({free:.0f} MB free; a run needs at least {min_free_mb:.0f} MB)")
 
 
 def project_root() -> Path:
