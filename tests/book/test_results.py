@@ -50,3 +50,22 @@ def test_prose_helpers(monkeypatch):
     assert glued == [("a", ".5", False), ("b", "holds", False)]
     with pytest.raises(TypeError, match="'c'"):
         glue_prose({"c": 0.5})
+
+
+def test_manifest_seals_one_run_and_refuses_a_mixed_folder(tmp_path):
+    from posinfo.book.report import read_claims
+    from posinfo.book.results import check_manifest
+    folder = tmp_path / "01_x"
+    write_results(pd.DataFrame({"metric": ["m"], "value": [1.0]}), folder, profile="default", seed=4)
+    with pytest.raises(ValueError, match="no manifest.json"):
+        check_manifest(folder)
+    write_claims([Claim("E1", "c", "p", "o", True)], folder)
+    manifest = check_manifest(folder)
+    assert (manifest["profile"], manifest["seed"]) == ("default", 4)
+    assert set(manifest["files"]) == {"results.csv", "claims.json"} and manifest["threads"] >= 1
+    assert manifest["code"]  # a commit, or "unknown" outside git
+    assert list(read_claims(tmp_path).seed) == [4]
+    # a second run stopped after its results.csv: the folder now mixes two runs
+    write_results(pd.DataFrame({"metric": ["m"], "value": [2.0]}), folder, profile="default", seed=5)
+    with pytest.raises(ValueError, match=r"\['results.csv'\] do not match"):
+        read_claims(tmp_path)

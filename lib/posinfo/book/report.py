@@ -22,6 +22,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from posinfo.book.results import check_manifest
+
 CLAIM_FIELDS = ("id", "claim", "paper", "ours", "holds")
 
 
@@ -37,17 +39,20 @@ def read_claims(results_root: str | Path) -> pd.DataFrame:
 
     Returns:
         One row per claim: ``chapter, id, claim, paper, ours, holds, profile, seed`` (profile and
-        seed from the chapter's ``results.csv``; ``None`` if it is missing).
+        seed of the run, from the chapter's ``manifest.json``).
 
     Raises:
-        ValueError: If a ``claims.json`` is not a list of ``{id, claim, paper, ours, holds}``.
+        ValueError: If a ``claims.json`` is not a list of ``{id, claim, paper, ours, holds}``,
+            or a folder's ``results.csv`` and ``claims.json`` do not come from one run (its
+            ``manifest.json``).
     """
     rows = []
     for path in sorted(Path(results_root).glob("*/claims.json")):
         claims = json.loads(path.read_text())
         if not isinstance(claims, list) or any(set(c) != set(CLAIM_FIELDS) for c in claims):
             raise ValueError(f"{path}: expected a list of objects with keys {CLAIM_FIELDS}")
-        run = _run_of(path.parent)
+        manifest = check_manifest(path.parent)
+        run = dict(profile=manifest["profile"], seed=manifest["seed"])
         rows += [dict(chapter=path.parent.name, **c, **run) for c in claims]
     return pd.DataFrame(rows, columns=["chapter", *CLAIM_FIELDS, "profile", "seed"])
 

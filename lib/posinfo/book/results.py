@@ -1,12 +1,18 @@
-"""What every chapter writes: ``results.csv``, ``claims.json`` and its figures (BOOK_CONTRACT.md).
+"""What every chapter writes: ``results.csv``, ``claims.json``, ``manifest.json`` and its figures
+(BOOK_CONTRACT.md).
 
-All files are written atomically, so an interrupted run never leaves a half-written result.
+All files are written atomically, so an interrupted run never leaves a half-written result; the
+manifest, written last, seals ``results.csv`` and ``claims.json`` as the outputs of one run
+(profile, seed, threads, code version and their hashes), and the report refuses a folder that
+mixes two runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,6 +20,7 @@ from typing import Any
 
 import myst_nb
 import pandas as pd
+import torch
 from IPython.display import Markdown
 from matplotlib.figure import Figure
 
@@ -57,13 +64,73 @@ def write_results(table: pd.DataFrame, folder: str | Path, *, profile: str, seed
 
 
 def write_claims(claims: Sequence[Claim], folder: str | Path) -> Path:
-    """Write the claims as a JSON list of ``{id, claim, paper, ours, holds}`` to ``claims.json``."""
+    """Write the claims as a JSON list of ``{id, claim, paper, ours, holds}`` to ``claims.json``,
+    then the run's manifest (:func:`write_manifest`), which seals ``results.csv`` and
+    ``claims.json`` as the outputs of one run."""
     ids = [c.id for c in claims]
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate claim ids in {ids}")
     data = [{k: _clean(v) for k, v in asdict(c).items()} for c in claims]
     write_text(Path(folder) / "claims.json", json.dumps(data, indent=2) + "\n")
+    write_manifest(folder)
     return Path(folder) / "claims.json"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def code_version() -> str:
+    """The git commit of the library's checkout (with ``+changes`` if its tree differs), or
+    ``"unknown"`` outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
+
+
+def write_manifest(folder: str | Path) -> Path:
+    """Write ``manifest.json``: the run's profile and seed (from ``results.csv``), its torch
+    thread count and code version, and the SHA-256 of ``results.csv`` and ``claims.json``, so a
+    reader (and the book's report) can tell that the two files come from one run."""
+    folder = Path(folder)
+    files = [folder / "results.csv", folder / "claims.json"]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder} lacks {missing}: write the results before the claims")
+    first = pd.read_csv(files[0], usecols=["profile", "seed"], nrows=1)
+    manifest = {"profile": str(first.profile.iloc[0]), "seed": int(first.seed.iloc[0]),
+                "threads": torch.get_num_threads(), "code": code_version(),
+                "files": {f.name: _sha256(f) for f in files}}
+    write_text(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    return folder / "manifest.json"
+
+
+def check_manifest(folder: str | Path) -> dict[str, Any]:
+    """The manifest of a chapter's results folder, after checking that ``results.csv`` and
+    ``claims.json`` are the files it sealed.
+
+    Raises:
+        ValueError: Naming the folder, if the manifest is missing or a file was written by
+            another run (a run stopped between its two writes leaves such a folder).
+    """
+    folder = Path(folder)
+    path = folder / "manifest.json"
+    if not path.is_file():
+        raise ValueError(f"{folder} has no manifest.json: its results were not written by one "
+                         "complete run; run the chapter again")
+    manifest = json.loads(path.read_text())
+    changed = [name for name, digest in manifest["files"].items()
+               if not (folder / name).is_file() or _sha256(folder / name) != digest]
+    if changed:
+        raise ValueError(f"{folder}: {changed} do not match its manifest.json, so the folder mixes "
+                         "the outputs of two runs; run the chapter again")
+    return manifest
 
 
 def save_figure(fig: Figure, folder: str | Path, name: str) -> Path:
