@@ -143,7 +143,7 @@ def path(help: str) -> Knob:
 
 FLAG = Knob("bool")
 PATH = path("a folder for the caches; None: $POSINFO_CACHE or .cache/ in the book's folder")
-COMMON_TYPES: dict[str, Knob] = {"seed": integer(0, 2**63 - 1), "device": choice(DEVICES),
+COMMON_TYPES: dict[str, Knob] = {"seed": integer(0), "device": choice(DEVICES),
                                  "data_root": Knob("str"), "out_dir": Knob("str")}
 
 
