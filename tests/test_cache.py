@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from posinfo import cache
 from posinfo.cache import (Training, atomic_path, cached, fingerprint, load_entry,
                            remove_stale_temporaries, torch_save, train_cached, write_text)
 
@@ -128,13 +129,17 @@ def test_a_checkpoint_of_another_format_restarts_training(tmp_path):
     assert len(entry["record"]["losses"]) == 2
 
 
-def test_stale_temporaries_are_removed_fresh_ones_kept(tmp_path):
-    old, fresh = tmp_path / "sub" / ".x.pt.abc.tmp", tmp_path / ".y.pt.def.tmp"
+def test_stale_temporaries_are_removed_fresh_ones_and_other_files_kept(tmp_path):
+    old, fresh = tmp_path / "sub" / ".x.pt.ab12cd_9.tmp", tmp_path / ".y.pt.def45678.tmp"
+    other = tmp_path / ".another-program.tmp"  # not atomic_path's: kept however old
     old.parent.mkdir()
-    old.write_bytes(b"half"), fresh.write_bytes(b"half"), (tmp_path / "z.pt").write_bytes(b"")
-    os.utime(old, (0, 0))
+    for f in (old, fresh, other, tmp_path / "z.pt"):
+        f.write_bytes(b"half")
+    os.utime(old, (0, 0)), os.utime(other, (0, 0))
+    with atomic_path(tmp_path / "w.pt") as tmp:  # the names remove_stale_temporaries knows
+        assert cache._TEMPORARY.match(tmp.name)
     assert remove_stale_temporaries(tmp_path) == [old]
-    assert not old.exists() and fresh.exists() and (tmp_path / "z.pt").exists()
+    assert not old.exists() and fresh.exists() and other.exists() and (tmp_path / "z.pt").exists()
 
 
 def test_a_training_of_its_own_generators_leaves_the_global_state_alone(tmp_path):

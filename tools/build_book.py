@@ -86,9 +86,10 @@ def add_downloads(staging: Path, results: Path) -> None:
     page (the executed notebook itself is the page's own download button): the files are copied
     into the staged book and linked with Sphinx's ``download`` role."""
     for path in sorted((staging / "book").glob("[0-9][0-9]_*.ipynb")):
-        files = [results / path.stem / name for name in ("results.csv", "claims.json")]
+        files = [results / path.stem / name for name in ("results.csv", "claims.json", "manifest.json")]
         if not all(f.is_file() for f in files):
-            sys.exit(f"{files[0].parent} lacks results.csv or claims.json: run the chapter first")
+            sys.exit(f"{files[0].parent} lacks results.csv, claims.json or manifest.json: run the "
+                     "chapter first")
         links = []
         for f in files:
             target = staging / "book" / "_results" / path.stem / f.name
@@ -97,9 +98,9 @@ def add_downloads(staging: Path, results: Path) -> None:
             links.append(f"{{download}}`{f.name} <_results/{path.stem}/{f.name}>`")
         nb = nbformat.read(path, as_version=4)
         nb.cells.append(nbformat.v4.new_markdown_cell(
-            f"**This run's numbers, to download:** {' and '.join(links)} (every number of the "
-            "page, tidy, and every claim with its verdict); the notebook as it ran is the page's "
-            "download button."))
+            f"**This run's numbers, to download:** {', '.join(links)} (every number of the page, "
+            "tidy; every claim with its verdict; the run's profile, seed, threads, code version and "
+            "the two files' hashes); the notebook as it ran is the page's download button."))
         nbformat.write(nb, path)
 
 

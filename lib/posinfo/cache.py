@@ -18,6 +18,7 @@ import errno
 import functools
 import hashlib
 import os
+import re
 import tempfile
 import time
 import warnings
@@ -31,7 +32,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from posinfo.book.params import Config, default_cache_dir
+from posinfo.book.params import Config, default_cache_dir, under_root
+
+
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # what atomic_path's mkstemp names
 
 
 @contextmanager
@@ -97,30 +101,33 @@ def fingerprint(*items: object) -> str:
 
 def cache_root(cfg: Config) -> Path:
     """The cache folder of a run: the ``cache_dir`` knob, or the project's default
-    (``$POSINFO_CACHE`` or ``.cache/`` in the book's top folder). The first time a process asks
+    (``$POSINFO_CACHE`` or ``.cache/`` in the book's top folder); a relative ``cache_dir`` is taken
+    from the book's top folder, as :func:`~posinfo.book.params.resolve` checks it. The first time a process asks
     for a folder, temporaries that killed runs left in it are removed
     (:func:`remove_stale_temporaries`)."""
-    root = default_cache_dir() if cfg.cache_dir is None else Path(cfg.cache_dir)
+    root = default_cache_dir() if cfg.cache_dir is None else under_root(cfg.cache_dir)
     _clean_once(root.resolve())
     return root
 
 
 def remove_stale_temporaries(folder: str | Path, older_than: float = 3600.0) -> list[Path]:
-    """Remove the temporaries of :func:`atomic_path` (``.<name>.<random>.tmp``) anywhere under
-    ``folder`` that were last written more than ``older_than`` seconds ago: a write in progress
-    is seconds old, so what is older was left by a run that was killed mid-write.
+    """Remove the temporaries of :func:`atomic_path` (``.<name>.<8 random characters>.tmp``)
+    under ``folder`` (links not followed) that were last written more than ``older_than`` seconds
+    ago: a write in progress is seconds old, so what is older was left by a killed run.
 
     Returns:
         The files removed.
     """
     now, removed = time.time(), []
-    for path in Path(folder).rglob(".*.tmp"):
-        try:
-            if path.is_file() and now - path.stat().st_mtime > older_than:
-                path.unlink()
-                removed.append(path)
-        except FileNotFoundError:  # another run finished or removed it meanwhile
-            continue
+    for top, _, names in os.walk(folder):
+        for name in names:
+            path = Path(top) / name
+            try:
+                if _TEMPORARY.match(name) and now - path.lstat().st_mtime > older_than:
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:  # another run finished or removed it meanwhile
+                continue
     return removed
 
 

@@ -115,3 +115,31 @@ def test_parameters_cell_explains_every_knob(stem):
         assert params[name].default == "None"
         assert params[name].help == spec.types[name].describe(), name
     assert all(params[name].help for name in COMMON)
+
+
+@pytest.mark.parametrize("stem, name, value", [
+    ("01_existence", "n_train", 0), ("04_padding_in_tasks", "n_train", 0), ("06_augshift", "n_train", 0),
+    ("04_padding_in_tasks", "epochs", 1.5), ("06_augshift", "epochs", 1.5), ("07_region_attacks", "epochs", 1.5),
+    ("07_region_attacks", "image_size", -5), ("04_padding_in_tasks", "lr", "fast"),
+    ("05_gap_channels", "batch_size", 0), ("01_existence", "vgg_width", -1), ("01_existence", "feature_size", 0),
+    ("01_existence", "cache_dir", 5), ("01_existence", "compare_random", "no"), ("01_existence", "seed", "abc"),
+    ("01_existence", "seed", 1.5), ("01_existence", "seed", 2**64), ("06_augshift", "curve_shifts", []),
+    ("06_augshift", "sweep_lams", []), ("07_region_attacks", "region_objects", []),
+    ("02_ablations", "kernels", [1, 4]), ("03_padding", "readout_paddings", [0, 5])])
+def test_the_bad_inputs_found_by_a_new_user_fail_before_work(stem, name, value, tmp_path):
+    spec = importlib.import_module(module_name(stem)).SPEC
+    common = dict(profile="default", seed=0, device="cpu", data_root=str(tmp_path), out_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=f"parameter '{name}' got"):
+        resolve(spec, common | {name: value})
+
+
+@pytest.mark.parametrize("stem, knobs, message", [
+    ("07_region_attacks", {"n_train": 0}, "need n_train >= 1"),
+    ("06_augshift", {"profile": "paper", "dataset": "scenes"}, "explicit n_train and n_test"),
+    ("06_augshift", {"object_scale": [0.8, 0.5]}, "object_scale is a range")])
+def test_cross_knob_checks_in_validate(stem, knobs, message, tmp_path):
+    module = importlib.import_module(module_name(stem))
+    cfg = resolve(module.SPEC, dict(profile="default", seed=0, device="cpu", data_root=str(tmp_path),
+                                    out_dir=str(tmp_path)) | knobs)
+    with pytest.raises(ValueError, match=message):
+        module.validate(cfg)

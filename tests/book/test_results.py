@@ -69,3 +69,6 @@ def test_manifest_seals_one_run_and_refuses_a_mixed_folder(tmp_path):
     write_results(pd.DataFrame({"metric": ["m"], "value": [2.0]}), folder, profile="default", seed=5)
     with pytest.raises(ValueError, match=r"\['results.csv'\] do not match"):
         read_claims(tmp_path)
+    (folder / "manifest.json").write_text('{"files": {}}')
+    with pytest.raises(ValueError, match="is not a manifest"):
+        check_manifest(folder)

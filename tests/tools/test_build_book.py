@@ -37,11 +37,13 @@ def test_each_chapter_offers_its_results_for_download(tmp_path):
     (results / "01_x").mkdir(parents=True)
     (results / "01_x" / "results.csv").write_text("value\n1\n")
     (results / "01_x" / "claims.json").write_text("[]\n")
+    (results / "01_x" / "manifest.json").write_text("{}\n")
     load_tool().add_downloads(staging, results)
     assert (staging / "book" / "_results" / "01_x" / "claims.json").read_text() == "[]\n"
     last = nbformat.read(staging / "book" / "01_x.ipynb", as_version=4).cells[-1].source
     assert "{download}`results.csv <_results/01_x/results.csv>`" in last
     assert "{download}`claims.json <_results/01_x/claims.json>`" in last
+    assert "{download}`manifest.json <_results/01_x/manifest.json>`" in last
 
 
 def test_binder_installs_the_pins_and_the_library():

@@ -109,7 +109,8 @@ class Knob:
         if self.type == "bool":
             out["wrong type"] = "no"
         if self.choices is not None:
-            out["out of range"] = "no such value"
+            numbers = all(isinstance(c, int) for c in self.choices)
+            out["out of range"] = max(self.choices) + 1 if numbers else "no such value"
         elif self.low is not None:
             out["out of range"] = self.low - 1
         elif self.high is not None:
@@ -143,7 +144,7 @@ def path(help: str) -> Knob:
 
 FLAG = Knob("bool")
 PATH = path("a folder for the caches; None: $POSINFO_CACHE or .cache/ in the book's folder")
-COMMON_TYPES: dict[str, Knob] = {"seed": integer(0), "device": choice(DEVICES),
+COMMON_TYPES: dict[str, Knob] = {"seed": integer(0, 2**31 - 1), "device": choice(DEVICES),
                                  "data_root": Knob("str"), "out_dir": Knob("str")}
 
 

@@ -104,6 +104,8 @@ def write_manifest(folder: str | Path) -> Path:
     if missing:
         raise FileNotFoundError(f"{folder} lacks {missing}: write the results before the claims")
     first = pd.read_csv(files[0], usecols=["profile", "seed"], nrows=1)
+    if first.empty:
+        raise ValueError(f"{files[0]} holds no row, so no run to seal")
     manifest = {"profile": str(first.profile.iloc[0]), "seed": int(first.seed.iloc[0]),
                 "threads": torch.get_num_threads(), "code": code_version(),
                 "files": {f.name: _sha256(f) for f in files}}
@@ -125,7 +127,11 @@ def check_manifest(folder: str | Path) -> dict[str, Any]:
         raise ValueError(f"{folder} has no manifest.json: its results were not written by one "
                          "complete run; run the chapter again")
     manifest = json.loads(path.read_text())
-    changed = [name for name, digest in manifest["files"].items()
+    sealed = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(sealed, dict) or set(sealed) != {"results.csv", "claims.json"}:
+        raise ValueError(f"{path} is not a manifest of results.csv and claims.json; run the "
+                         "chapter again")
+    changed = [name for name, digest in sealed.items()
                if not (folder / name).is_file() or _sha256(folder / name) != digest]
     if changed:
         raise ValueError(f"{folder}: {changed} do not match its manifest.json, so the folder mixes "

@@ -68,6 +68,8 @@ def validate(cfg: Config) -> None:
                          f"distributed launcher: {IMAGENET_COMMAND}")
     if cfg.seeds < 1 or cfg.pairs < 1 or cfg.epochs < 1 or any(s < 0 for s in cfg.curve_shifts):
         raise ValueError("seeds, pairs and epochs must be >= 1 and curve_shifts >= 0")
+    if cfg.dataset == "scenes" and (cfg.n_train is None or cfg.n_test is None):
+        raise ValueError("the generated scenes need explicit n_train and n_test")
     if len(cfg.object_scale) != 2 or cfg.object_scale[0] > cfg.object_scale[1]:
         raise ValueError(f"object_scale is a range [smallest, largest]; got {cfg.object_scale}")
     if max(cfg.curve_shifts + [cfg.cons_shift, cfg.train_shift]) >= cfg.image_size:

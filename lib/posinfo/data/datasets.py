@@ -253,8 +253,9 @@ def _image_files(folder: Path) -> list[Path]:
                   and not p.name.startswith(".") and p.is_file())
 
 
-def _verify(path: Path, min_side: int = MIN_SIDE) -> tuple[int, int]:
-    """Decode ``path`` fully and return its (width, height) as shown (EXIF orientation applied).
+def _verify(path: Path, upright: bool = False, min_side: int = MIN_SIDE) -> tuple[int, int]:
+    """Decode ``path`` fully and return its (width, height), as shown if ``upright`` (EXIF
+    orientation applied), else as stored.
 
     Raises:
         ValueError: Naming ``path``, if PIL cannot decode all of it (a truncated file too) or its
@@ -263,7 +264,7 @@ def _verify(path: Path, min_side: int = MIN_SIDE) -> tuple[int, int]:
     try:
         with Image.open(path) as img:
             img.load()  # decodes every pixel: a truncated file fails here, not in verify()
-            size = ImageOps.exif_transpose(img).size
+            size = ImageOps.exif_transpose(img).size if upright else img.size
     except Exception as err:  # PIL raises many types (OSError, SyntaxError, struct.error, ...)
         raise ValueError(f"malformed image file {path}: {type(err).__name__}: {err}") from err
     if min(size) < min_side:
@@ -272,13 +273,13 @@ def _verify(path: Path, min_side: int = MIN_SIDE) -> tuple[int, int]:
     return size
 
 
-def _open(path: Path, mode: str, size: int) -> Image.Image:
-    """``path`` turned upright by its EXIF orientation, converted to PIL ``mode`` and bilinearly
-    resized to ``size x size``."""
+def _open(path: Path, mode: str, size: int, upright: bool = False) -> Image.Image:
+    """``path`` (turned upright by its EXIF orientation if ``upright``) converted to PIL ``mode``
+    and bilinearly resized to ``size x size``."""
     try:
         with Image.open(path) as img:
-            upright = ImageOps.exif_transpose(img)
-            return upright.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+            img = ImageOps.exif_transpose(img) if upright else img
+            return img.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
     except Exception as err:
         raise ValueError(f"cannot read image file {path}: {type(err).__name__}: {err}") from err
 
@@ -294,14 +295,17 @@ class ImageFolderDataset(torch.utils.data.Dataset):
 
     Files are taken in name order (hidden files skipped); every kept image and mask is decoded in
     full when the dataset is built, so a malformed or truncated file, an image smaller than
-    ``MIN_SIDE`` px, or a mask of another size than its image fails before any work. Images are
-    turned upright by their EXIF orientation.
+    ``MIN_SIDE`` px, or a mask of another size than its image fails before any work. With
+    ``upright`` (a folder of photographs, no masks), images are turned upright by their EXIF
+    orientation; dataset images are taken as stored, like their masks.
 
     Args:
         image_dir: The folder of images.
         size: Side of the square images returned.
         mask_dir: The folder of masks, or ``None``. Each image needs a mask with the same stem.
         limit: Keep only the first ``limit`` images (in name order); ``None`` keeps all.
+        upright: Turn images upright by their EXIF orientation (only without masks, which carry
+            no orientation of their own).
 
     Raises:
         DatasetNotFoundError: If a folder is missing, holds no image, or an image has no mask.
@@ -310,17 +314,19 @@ class ImageFolderDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, image_dir: str | Path, size: int, mask_dir: str | Path | None = None,
-                 limit: int | None = None) -> None:
+                 limit: int | None = None, upright: bool = False) -> None:
         if size < 1 or (limit is not None and limit < 1):
             raise ValueError(f"size and limit must be positive, got size={size}, limit={limit}")
-        self.size = size
+        if upright and mask_dir is not None:
+            raise ValueError("upright applies to a folder of images without masks")
+        self.size, self.upright = size, upright
         self.image_dir = _absolute(image_dir)
         self.mask_dir = None if mask_dir is None else _absolute(mask_dir)
         self.images: list[Path] = self._list(self.image_dir)[:limit]
         self.masks: list[Path] | None = None
         if self.mask_dir is not None:
             self.masks = self._match_masks(self.mask_dir)
-        self.sizes = [_verify(path) for path in self.images]  # (width, height) of each image
+        self.sizes = [_verify(path, upright) for path in self.images]  # (width, height) of each
         for image, mask, size in zip(self.images, self.masks or [], self.sizes):
             if (mask_size := _verify(mask)) != size:
                 raise ValueError(f"mask {mask} is {mask_size} px but its image {image} is {size} px "
@@ -363,7 +369,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
             ``mask`` is ``float32 [size, size]`` in ``{0, 1}`` (grey level >= 0.5 after the
             bilinear resize), or ``None`` without a mask folder.
         """
-        image = pil_to_tensor(_open(self.images[i], "RGB", self.size)).float() / 255.0
+        image = pil_to_tensor(_open(self.images[i], "RGB", self.size, self.upright)).float() / 255.0
         if self.masks is None:
             return image, None
         grey = pil_to_tensor(_open(self.masks[i], "L", self.size))[0].float() / 255.0
@@ -509,7 +515,7 @@ def image_folder_tensors(folder: str | Path, size: int) -> tuple[Tensor, list[tu
         DatasetNotFoundError: If the folder is missing or holds no image.
         ValueError: Naming the file, if one is unreadable, truncated or too small.
     """
-    dataset = ImageFolderDataset(folder, size)
+    dataset = ImageFolderDataset(folder, size, upright=True)
     items = [dataset[i][0] for i in tqdm(range(len(dataset)), desc="images", leave=False)]
     return torch.stack(items), dataset.sizes
 

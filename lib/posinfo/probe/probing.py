@@ -106,7 +106,7 @@ def check_inputs_exist(cfg: Config) -> None:
         for name in ("duts-train", "pascal-s"):
             dataset_root(name, cfg.data_root)
     if (folder := own_test_images(cfg)) is not None:
-        ImageFolderDataset(folder, cfg.image_size)  # every file decoded: a bad one is named now
+        ImageFolderDataset(folder, cfg.image_size, upright=True)  # every file decoded: a bad one is named
     if cfg.weights == "synthetic":
         for arch in cfg.encoders:
             pretrain_config(cfg, arch)
