@@ -101,9 +101,9 @@ def fingerprint(*items: object) -> str:
 
 def cache_root(cfg: Config) -> Path:
     """The cache folder of a run: the ``cache_dir`` knob, or the project's default
-    (``$POSINFO_CACHE`` or ``.cache/`` in the book's top folder); a relative ``cache_dir`` is taken
-    from the book's top folder, as :func:`~posinfo.book.params.resolve` checks it. The first time a process asks
-    for a folder, temporaries that killed runs left in it are removed
+    (``$POSINFO_CACHE`` or ``.cache/`` in the book's top folder); a relative ``cache_dir`` is
+    taken from the book's top folder, where :func:`~posinfo.book.params.resolve` checks it. The
+    first time a process asks for a folder, temporaries that killed runs left in it are removed
     (:func:`remove_stale_temporaries`)."""
     root = default_cache_dir() if cfg.cache_dir is None else under_root(cfg.cache_dir)
     _clean_once(root.resolve())

@@ -82,3 +82,17 @@ def test_validate_catches_inconsistent_knobs(tmp_path):
     with pytest.raises(ValueError, match="need all of"):
         existence.validate(config(tmp_path, patterns=["H"]))
     existence.validate(config(tmp_path))  # the smoke profile itself is fine
+
+
+def test_test_set_note_says_what_the_natural_test_set_held():
+    import torch
+
+    from posinfo.probe.probing import ProbeData
+    scenes = ProbeData(torch.zeros(2, 3, 32, 32), {"natural": torch.zeros(3, 3, 32, 32)},
+                       torch.zeros(3, 32, 32), "generated scenes")
+    assert existence.test_set_note(scenes).data == "**Natural test images:** 3 from generated scenes."
+    own = ProbeData(scenes.train, scenes.tests, torch.zeros(0, 32, 32), "/photos",
+                    [(640, 480), (100, 200), (300, 300)])
+    assert existence.test_set_note(own).data.startswith(
+        "**Natural test images:** 3 from /photos, 100-640 px wide and 200-480 px high on disk "
+        "(median 300 x 300), each resized to 32 px square")

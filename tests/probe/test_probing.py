@@ -52,3 +52,18 @@ def test_own_images_replace_the_natural_test_set(tmp_path):
         probing.check_inputs_exist(cfg)
     with pytest.raises(Exception, match="does not exist"):
         probing.check_inputs_exist(config(tmp_path, test_images=str(tmp_path / "none")))
+
+
+def test_own_images_in_the_paper_profile_need_no_pascal_s(tmp_path):
+    import shutil
+
+    from PIL import Image
+    fixtures = Path(__file__).resolve().parents[2] / "data" / "fixtures"
+    shutil.copytree(fixtures / "DUTS-TR", tmp_path / "root" / "DUTS-TR")  # no PASCAL-S
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (40, 30), (9, 9, 9)).save(tmp_path / "photos" / "a.png")
+    cfg = config(tmp_path, profile="paper", data_root=str(tmp_path / "root"), image_size=32,
+                 n_synthetic=2, weights="random", test_images=str(tmp_path / "photos"))
+    probing.check_inputs_exist(cfg)
+    data = probing.load_data(cfg, progress=False)
+    assert data.tests["natural"].shape == (1, 3, 32, 32) and data.train.shape[0] == 3

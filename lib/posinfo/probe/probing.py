@@ -80,11 +80,12 @@ def load_data(cfg: Config, progress: bool = True) -> ProbeData:
         source = "generated scenes"
     else:
         train = saliency_tensors("duts-train", cfg.data_root, size, limit=cfg.n_train)[0]
-        natural, masks = saliency_tensors("pascal-s", cfg.data_root, size, limit=cfg.n_test)
-        source = "PASCAL-S"
+        natural, masks, source = None, None, "PASCAL-S"
     if (folder := own_test_images(cfg)) is not None:
         natural, sizes = image_folder_tensors(folder, size)
         masks, source = torch.zeros(0, size, size), str(folder)
+    elif natural is None:
+        natural, masks = saliency_tensors("pascal-s", cfg.data_root, size, limit=cfg.n_test)
     tests = {"natural": natural} | {
         kind: targets.synthetic_inputs(kind, cfg.n_synthetic, size, seed=cfg.seed)
         for kind in targets.SYNTHETIC_INPUTS}
@@ -103,7 +104,7 @@ def check_inputs_exist(cfg: Config) -> None:
     datasets under ``data_root``, the reader's own test images (every file decoded), a
     ``pretrain_size`` for every synthetic encoder, and the ImageNet weight files (at width 1.0)."""
     if cfg.dataset != "scenes":
-        for name in ("duts-train", "pascal-s"):
+        for name in ("duts-train",) + (("pascal-s",) if own_test_images(cfg) is None else ()):
             dataset_root(name, cfg.data_root)
     if (folder := own_test_images(cfg)) is not None:
         ImageFolderDataset(folder, cfg.image_size, upright=True)  # every file decoded: a bad one is named
