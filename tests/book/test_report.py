@@ -7,6 +7,13 @@ from posinfo.book import report
 from posinfo.book.results import Claim, write_claims, write_results
 
 
+def _claim(cid: str, holds: bool | str, claim: str = "c", paper: str = "p", ours: str = "o",
+           control: str = "fails") -> Claim:
+    """A claim with the given verdict (True: holds, False: fails, or the verdict itself)."""
+    verdict = holds if isinstance(holds, str) else ("holds" if holds else "fails")
+    return Claim(cid, claim, paper, ours, verdict, "effect: rule", 0.5, (0.4, 0.6), 3, control)
+
+
 def _chapter(root: Path, chapter: str, profile: str, claims: list[Claim], wall: float | None = None) -> None:
     folder = root / chapter
     write_results(pd.DataFrame({"value": [1.0]}), folder, profile=profile, seed=0)
@@ -17,17 +24,19 @@ def _chapter(root: Path, chapter: str, profile: str, claims: list[Claim], wall: 
 
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
-    _chapter(tmp_path, "01_a", "default", [Claim("A1", "a | b", "0.5", "0.9", True),
-                                           Claim("A2", "c", "1", "0", False)], wall=90)
-    _chapter(tmp_path, "02_b", "default", [Claim("B1", "d", "2", "2", True)])
+    _chapter(tmp_path, "01_a", "default", [_claim("A1", True, "a | b", "0.5", "0.9"),
+                                           _claim("A2", False, "c", "1", "0")], wall=90)
+    _chapter(tmp_path, "02_b", "default", [_claim("B1", True, "d", "2", "2"),
+                                           _claim("B2", "inconclusive", "e", "3", "3")])
     return tmp_path
 
 
 def test_read_claims_takes_profile_and_seed_from_results(results: Path) -> None:
     claims = report.read_claims(results)
-    assert list(claims.id) == ["A1", "A2", "B1"]
+    assert list(claims.id) == ["A1", "A2", "B1", "B2"]
     assert set(claims.profile) == {"default"} and set(claims.seed) == {0}
-    assert list(claims.holds) == [True, False, True]
+    assert list(claims.holds) == [True, False, True, False]
+    assert list(claims.verdict) == ["holds", "fails", "holds", "inconclusive"]
 
 
 def test_read_claims_rejects_malformed_file(tmp_path: Path) -> None:
@@ -40,20 +49,23 @@ def test_read_claims_rejects_malformed_file(tmp_path: Path) -> None:
 def test_scorecard_counts_links_and_escapes(results: Path) -> None:
     titles = {"01_a": "1. A", "02_b": "2. B", "03_c": "3. C"}
     page = report.scorecard_markdown(report.read_claims(results), titles, {"01_a": "tested"})
-    assert "2 of 3 claims hold in 2 chapters" in page
-    assert "| 1. A | 1 of 2 |" in page and "| 3. C | not run |" in page  # the summary table
+    # holds, fails and inconclusive are counted apart; inconclusive is never folded into holds
+    assert "of 4 claims in 2 chapters, 2 hold, 1 fail, 1 inconclusive" in page
+    assert "| 1. A | 1 hold, 1 fail, 0 inconclusive |" in page and "| 3. C | not run |" in page
+    assert "0.5 [0.4, 0.6], n = 3" in page and "**inconclusive** (control: fails)" in page
     assert "## [1. A](01_a.ipynb#tested)" in page and "## [2. B](02_b.ipynb)" in page
     assert "a \\| b" in page  # a pipe in a claim does not break the table
-    assert "**does not hold**" in page
+    assert "**fails** (control: fails)" in page
     assert "not run for this build" in page.split("## [3. C]")[1]
 
 
 def test_scorecard_has_a_column_pair_per_profile(results: Path, tmp_path: Path) -> None:
     paper = tmp_path / "paper_results"
-    _chapter(paper, "01_a", "paper", [Claim("A1", "a | b", "0.5", "0.4", False)])
+    _chapter(paper, "01_a", "paper", [_claim("A1", False, "a | b", "0.5", "0.4")])
     claims = pd.concat([report.read_claims(results), report.read_claims(paper)])
     page = report.scorecard_markdown(claims, {"01_a": "1. A"})
-    assert "ours (default) | holds (default) | ours (paper) | holds (paper)" in page
+    assert ("ours (default) | effect [90% interval], n (default) | verdict (default) | ours (paper)"
+            in page)
     row = next(line for line in page.splitlines() if line.startswith("| A2"))
     assert row.endswith("| not run |")  # A2 was not run under the paper profile
 
@@ -92,3 +104,14 @@ def test_hardware_reports_the_chapters_thread_count(monkeypatch: pytest.MonkeyPa
     assert report.hardware()["torch threads per chapter"] == "3"
     monkeypatch.delenv("POSINFO_CHAPTER_THREADS")
     assert report.hardware()["torch threads per chapter"] == "not recorded"
+
+
+def test_verdict_agreement_of_two_builds(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    _chapter(first, "01_a", "default", [_claim("A1", True), _claim("A2", False), _claim("A3", True)])
+    _chapter(second, "01_a", "default", [_claim("A1", True), _claim("A2", "inconclusive"),
+                                         _claim("A3", False)])
+    table = report.verdict_agreement(report.read_claims(first), report.read_claims(second))
+    assert table.agree.tolist() == ["yes", "inconclusive on one side", "NO"]
+    page = report.agreement_markdown(report.read_claims(first), report.read_claims(second))
+    assert "1 of 3 claims agree; 1 are inconclusive in one build only; 1 hold in one build" in page

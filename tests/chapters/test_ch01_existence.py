@@ -13,15 +13,17 @@ def config(tmp_path, **knobs):
                                         out_dir=str(tmp_path / "out")) | knobs)
 
 
-def fake_table(spc: dict, mae: dict) -> pd.DataFrame:
-    """A results table where encoder e has SPC spc[e][pattern] and MAE mae[e] on every input."""
+def fake_table(spc: dict, mae: dict, replicates: int = 3, jitter: float = 0.01) -> pd.DataFrame:
+    """A results table where encoder e has SPC spc[e][pattern] and MAE mae[e] on every input, in
+    each replicate, moved by ``jitter`` times (replicate - 1)."""
     rows = []
-    for enc, pattern, test_set in itertools.product(spc, ("H", "V", "G", "HS", "VS"),
-                                                    TEST_SETS):
+    for r, enc, pattern, test_set in itertools.product(range(replicates), spc,
+                                                       ("H", "V", "G", "HS", "VS"), TEST_SETS):
         weights = "none" if enc == RAW else "synthetic"
         for metric, value in (("spc_paper", spc[enc][pattern]), ("mae", mae[enc])):
             rows.append(dict(source=enc, encoder=enc, weights=weights, readout="sgd",
-                             pattern=pattern, test_set=test_set, metric=metric, value=value))
+                             pattern=pattern, test_set=test_set, metric=metric,
+                             value=value + jitter * (r - 1), replicate=r))
     return pd.DataFrame(rows)
 
 
@@ -36,7 +38,31 @@ def test_claims_hold_on_paper_like_numbers(tmp_path):
     table = fake_table(PAPER_LIKE, {RAW: 0.25, "vgg16_bn": 0.15, "resnet18": 0.08})
     claims = existence.check_claims(table, config(tmp_path))
     assert [c.id for c in claims] == ["E1", "E2", "E3", "E4", "E5", "E6"]
-    assert all(c.holds for c in claims)
+    assert all(c.holds for c in claims) and all(c.n == 3 for c in claims)
+    assert all(c.control != "holds" for c in claims)  # every control fails on the same numbers
+
+
+def test_no_claim_holds_on_null_inputs(tmp_path):
+    """Position-blind readouts everywhere (constant maps: SPC 0, the constant map's MAE): no
+    finding of position holds; and a raw-image readout that reads the target fails E1."""
+    cfg = config(tmp_path)
+    blind = {e: dict.fromkeys(PAPER_LIKE[RAW], 0.0) for e in PAPER_LIKE}
+    claims = existence.check_claims(fake_table(blind, dict.fromkeys(PAPER_LIKE, 0.25)), cfg)
+    assert {c.id for c in claims if c.holds} == {"E1"}  # E1 is a finding of absence
+    perfect = {e: dict.fromkeys(PAPER_LIKE[RAW], 1.0) for e in PAPER_LIKE}
+    claims = existence.check_claims(fake_table(perfect, dict.fromkeys(PAPER_LIKE, 0.0)), cfg)
+    assert not any(c.holds for c in claims)
+
+
+def test_a_close_call_is_inconclusive_not_a_pass(tmp_path):
+    """E4 with ResNet's lead at the margin and a spread between replicates: inconclusive."""
+    close = {k: dict(v) for k, v in PAPER_LIKE.items()}
+    close["resnet18"] |= {p: close["vgg16_bn"][p] + 0.05 for p in ("H", "V", "G")}
+    table = fake_table(close, {RAW: 0.25, "vgg16_bn": 0.15, "resnet18": 0.08})
+    resnet = (table.encoder == "resnet18") & (table.metric == "spc_paper")
+    table.loc[resnet, "value"] += 0.04 * (table.loc[resnet, "replicate"] - 1)
+    e4 = {c.id: c for c in existence.check_claims(table, config(tmp_path))}["E4"]
+    assert e4.verdict == "inconclusive" and e4.replicates_needed is None  # mean on the margin
 
 
 def test_each_claim_can_fail(tmp_path):
@@ -46,8 +72,9 @@ def test_each_claim_can_fail(tmp_path):
     bad["resnet18"]["H"] = 0.70          # E4: ResNet below VGG on H
     bad["vgg16_bn"]["HS"] = 0.9             # E5: a stripe pattern easier than H
     table = fake_table(bad, {RAW: 0.25, "vgg16_bn": 0.30, "resnet18": 0.08})  # E6 fails
-    holds = {c.id: c.holds for c in existence.check_claims(table, cfg)}
-    assert holds == {"E1": False, "E2": False, "E3": True, "E4": False, "E5": False, "E6": False}
+    verdicts = {c.id: c.verdict for c in existence.check_claims(table, cfg)}
+    assert verdicts == {"E1": "fails", "E2": "fails", "E3": "holds", "E4": "fails", "E5": "fails",
+                        "E6": "fails"}
 
 
 def test_spec_rejects_bad_parameters_before_work(tmp_path):

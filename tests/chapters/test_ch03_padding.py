@@ -32,23 +32,39 @@ def test_validation_before_work(tmp_path):
     padding.validate(config(tmp_path))
 
 
-def fake_table(raw_spc, vgg_spc, corner_acc):
+def fake_table(raw_spc, vgg_spc, corner_acc, replicates=3, jitter=0.01):
+    """Readout SPCs in each replicate (moved by ``jitter`` times replicate - 1) and corner-task
+    accuracies per seed (the same jitter per seed)."""
     rows = []
-    for k, v in enumerate(raw_spc):
-        rows += [dict(experiment="raw readout", setting=f"zero padding {k}", pattern=p,
-                      metric="spc_paper", value=v) for p in ("H", "G")]
-    for mode, v in zip(("zero", "none"), vgg_spc):
-        rows += [dict(experiment="vgg16 padding", setting=mode, pattern=p, metric="spc_paper",
-                      value=v) for p in ("H", "G")]
+    for r in range(replicates):
+        shift = jitter * (r - 1)
+        for k, v in enumerate(raw_spc):
+            rows += [dict(experiment="raw readout", setting=f"zero padding {k}", pattern=p,
+                          metric="spc_paper", value=v + shift, replicate=r) for p in ("H", "G")]
+        for mode, v in zip(("zero", "none"), vgg_spc):
+            rows += [dict(experiment="vgg16 padding", setting=mode, pattern=p, metric="spc_paper",
+                          value=v + shift, replicate=r) for p in ("H", "G")]
     for mode, acc in corner_acc.items():
         rows += [dict(experiment="corner task", setting=mode, pattern="", metric="test_accuracy",
-                      value=acc, run=s) for s in range(2)]
+                      value=min(1.0, acc + jitter * (s - 1)), run=s) for s in range(3)]
     return pd.DataFrame(rows)
 
 
 def test_claims_hold_and_fail(tmp_path):
     cfg = config(tmp_path)
-    good = fake_table([0.0, 0.27, 0.39], [0.74, 0.38], {"zero": 1.0, "circular": 0.5})
-    assert all(c.holds for c in padding.check_claims(good, cfg))
+    good = fake_table([0.0, 0.27, 0.39], [0.74, 0.38], {"zero": 0.99, "circular": 0.5})
+    claims = padding.check_claims(good, cfg)
+    assert all(c.holds for c in claims) and all(c.control != "holds" for c in claims)
+    assert [c.n for c in claims] == [3, 3, 3, 3]
     bad = fake_table([0.0, 0.3, 0.2], [0.74, 0.60], {"zero": 0.8, "circular": 0.9})
     assert not any(c.holds for c in padding.check_claims(bad, cfg))
+
+
+def test_no_claim_holds_on_null_inputs(tmp_path):
+    """Padding that changes nothing and a corner network at chance with either padding: only
+    P4's absence holds; a circular network that tells the corners apart fails it."""
+    cfg = config(tmp_path)
+    flat = fake_table([0.05, 0.05, 0.05], [0.5, 0.5], {"zero": 0.5, "circular": 0.5})
+    assert {c.id for c in padding.check_claims(flat, cfg) if c.holds} == {"P4"}
+    seeing = fake_table([0.05, 0.05, 0.05], [0.5, 0.5], {"zero": 0.99, "circular": 0.99})
+    assert "P4" not in {c.id for c in padding.check_claims(seeing, cfg) if c.holds}

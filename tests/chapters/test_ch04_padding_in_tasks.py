@@ -129,23 +129,38 @@ def test_border_scores_by_hand():
     assert scores["miou"] == pytest.approx(254 / 255 / 2)  # class 1: 254 of 255 valid pixels; class 2: IoU 0
 
 
-def fake_table(f, mae, miou, spc):
-    rows = [dict(experiment="task", task="saliency", padding=p, test_set="scenes", metric=m, value=v)
-            for m, vals in (("f_measure", f), ("mae", mae)) for p, v in zip(pit.TASK_PADDINGS, vals)]
-    rows += [dict(experiment="task", task="segmentation", padding=p, test_set="scenes", metric="miou",
-                  value=v) for p, v in zip(pit.TASK_PADDINGS, miou)]
-    rows += [dict(experiment="probe", trained_for=t, pattern=p, test_set=ts, metric=m, value=v)
-             for p in ("H", "G", "HS") for t, v in zip(pit.PROBED, spc)
-             for ts in ("natural", "black", "white", "noise") for m in ("spc_paper", "mae")]
-    return pd.DataFrame(rows)
+def fake_table(f, mae, miou, spc, replicates=3, jitter=0.01):
+    """Task scores and probe SPCs (trained for ``PROBED``) in each replicate, moved by
+    ``jitter`` times (replicate - 1)."""
+    tables = []
+    for r in range(replicates):
+        d = jitter * (r - 1)
+        rows = [dict(experiment="task", task="saliency", padding=p, test_set="scenes", metric=m, value=v + d)
+                for m, vals in (("f_measure", f), ("mae", mae)) for p, v in zip(pit.TASK_PADDINGS, vals)]
+        rows += [dict(experiment="task", task="segmentation", padding=p, test_set="scenes", metric="miou",
+                      value=v + d) for p, v in zip(pit.TASK_PADDINGS, miou)]
+        rows += [dict(experiment="probe", trained_for=t, pattern=p, test_set=ts, metric=m, value=v + d)
+                 for p in ("H", "G", "HS") for t, v in zip(pit.PROBED, spc)
+                 for ts in ("natural", "black", "white", "noise") for m in ("spc_paper", "mae")]
+        tables.append(pd.DataFrame(rows).assign(replicate=r))
+    return pd.concat(tables, ignore_index=True)
 
 
 def test_claims_hold_and_fail(tmp_path):
     cfg = config(tmp_path)
     good = fake_table([0.8, 0.4], [0.1, 0.3], [0.3, 0.1], [0.7, 0.9, 0.95])
-    assert [c.holds for c in pit.check_claims(good, cfg)] == [True, True, True]
+    claims = pit.check_claims(good, cfg)
+    assert [c.holds for c in claims] == [True, True, True]
+    assert all(c.control != "holds" and c.n == 3 for c in claims)
     bad = fake_table([0.8, 0.4], [0.4, 0.3], [0.1, 0.1], [0.9, 0.95, 0.8])
-    assert [c.holds for c in pit.check_claims(bad, cfg)] == [False, False, False]
+    assert [c.verdict for c in pit.check_claims(bad, cfg)] == ["fails", "inconclusive", "fails"]
+
+
+def test_no_claim_holds_on_null_inputs(tmp_path):
+    """Networks with and without padding that score alike, and four encoders that hold the same
+    position: no finding holds."""
+    table = fake_table([0.5, 0.5], [0.2, 0.2], [0.2, 0.2], [0.8, 0.8, 0.8, 0.8])
+    assert not any(c.holds for c in pit.check_claims(table, config(tmp_path)))
 
 
 def test_tables_beside_the_paper(tmp_path):

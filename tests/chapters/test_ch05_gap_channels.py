@@ -70,24 +70,44 @@ def test_selectivity_is_a_share_of_variance(tmp_path):
     assert gc.cell_responses(net, data, 3, cfg.device).shape == (32, 9)
 
 
-def _table(loc_gap, loc_perm, img_gap, img_perm):
+def _table(loc_gap, loc_perm, img_gap, img_perm, replicates=3, jitter=0.002):
+    """Test accuracies per grid size (3, 5, 7) for each network and task, alike for the paper's
+    paddings, in each replicate moved by ``jitter`` times (replicate - 1)."""
     rows = []
-    for task, accs in (("location", (loc_gap, loc_perm)), ("image", (img_gap, img_perm))):
-        for net, acc in zip(("gapnet", "permutenet"), accs):
-            for pad in gc.PAPER_PADDINGS:
-                rows += [dict(task=task, padding=pad, grid=n, network=net, metric="test_accuracy",
-                              value=v) for n, v in zip((3, 5, 7), acc)]
+    for r in range(replicates):
+        for task, accs in (("location", (loc_gap, loc_perm)), ("image", (img_gap, img_perm))):
+            for net, acc in zip(("gapnet", "permutenet"), accs):
+                for pad in gc.PAPER_PADDINGS:
+                    rows += [dict(task=task, padding=pad, grid=n, network=net, metric="test_accuracy",
+                                  value=min(1.0, v + jitter * (r - 1)), replicate=r)
+                             for n, v in zip((3, 5, 7), acc)]
     return pd.DataFrame(rows)
 
 
 def test_claims_are_computed_from_the_numbers(tmp_path):
     cfg = _cfg(tmp_path)
-    paper_like = _table([1, 1, 1], [.8, .4, .2], [.83, .82, .82], [.73, .72, .70])
-    assert [c.holds for c in gc.check_claims(paper_like, cfg)] == [True, True, True]
+    paper_like = _table([1, 1, 1], [.8, .4, .2], [.83, .82, .82], [.73, .72, .70], jitter=0.0)
+    claims = gc.check_claims(paper_like, cfg)
+    assert [c.holds for c in claims] == [True, True, True]
+    assert all(c.control != "holds" and c.n == 3 for c in claims)
     worse = _table([1, .98, 1], [.8, .85, .6], [.9, .9, .9], [.1, .1, .1])
     assert [c.holds for c in gc.check_claims(worse, cfg)] == [False, False, False]
     wide = gc.accuracy_table(paper_like)
     assert ("location", 3, "paper") in wide.columns and wide.loc[("zero", "gapnet"), ("location", 7, "ours")] == 100
+
+
+def test_g3_needs_a_small_image_gap_not_only_a_smaller_one(tmp_path):
+    """The issue's case: image gaps of 55-64 points under location gaps of 80: not small."""
+    table = _table([1, 1, 1], [.1, .05, .02], [.8, .8, .8], [.2, .2, .16])
+    assert {c.id: c.verdict for c in gc.check_claims(table, _cfg(tmp_path))}["G3"] == "fails"
+
+
+def test_no_claim_holds_on_null_inputs(tmp_path):
+    """Networks at chance on both tasks (1/n^2 for location, 10% for the class): no finding
+    holds."""
+    chance = [1 / 9, 1 / 25, 1 / 49]
+    table = _table(chance, chance, [.1, .1, .1], [.1, .1, .1])
+    assert not any(c.holds for c in gc.check_claims(table, _cfg(tmp_path)))
 
 
 def test_training_length_note_follows_the_best_epochs():

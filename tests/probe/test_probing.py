@@ -67,3 +67,24 @@ def test_own_images_in_the_paper_profile_need_no_pascal_s(tmp_path):
     probing.check_inputs_exist(cfg)
     data = probing.load_data(cfg, progress=False)
     assert data.tests["natural"].shape == (1, 3, 32, 32) and data.train.shape[0] == 3
+
+
+def test_replicates_draw_their_own_data_and_readouts(tmp_path):
+    """Each replicate has its own seed (scenes, weights, readout initialisation); the
+    comparisons no claim rests on (random weights, least squares) run in the first only."""
+    cfg = config(tmp_path, weights="synthetic", encoders=["vgg16_bn"], n_train=4, n_test=2,
+                 n_synthetic=1, patterns=["H"], image_size=32, readout_epochs=1, replicates=3,
+                 pretrain_images=8, pretrain_size=32, cache_dir=str(tmp_path / "cache"))
+    assert [cfg.replicate(k).seed for k in range(3)] == [0, 100_003, 200_006]
+    data, sources = probing.load_data(cfg, progress=False), probing.load_sources(cfg, progress=False)
+    run = probing.run_replicates(cfg, data, sources, progress=False)
+    assert sorted(run.table.replicate.unique()) == [0, 1, 2]
+    first = run.table[run.table.replicate == 0]
+    later = run.table[run.table.replicate == 1]
+    assert {"random", "synthetic", "none"} == set(first.weights) and set(later.weights) == {"synthetic", "none"}
+    assert set(first.readout) == {"sgd", "least_squares"} and set(later.readout) == {"sgd"}
+    nat = run.table[(run.table.metric == "mae") & (run.table.test_set == "natural")
+                    & (run.table.readout == "sgd") & (run.table.weights == "synthetic")]
+    assert nat.value.nunique() == 3  # three encoders and readouts, three different scores
+    pretrained = sorted(p.name for p in (tmp_path / "cache").glob("encoder-vgg16_bn-*.pt"))
+    assert len(pretrained) == 3  # one synthetic encoder per replicate

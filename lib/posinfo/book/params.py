@@ -9,6 +9,8 @@ notebook's namespace and raises for any name it does not know, before any comput
 
 from __future__ import annotations
 
+import dataclasses
+
 import errno
 import os
 import shutil
@@ -22,6 +24,7 @@ import torch
 
 PROFILES: tuple[str, ...] = ("smoke", "default", "paper")
 COMMON: tuple[str, ...] = ("profile", "seed", "device", "data_root", "out_dir")
+REPLICATE_STRIDE = 100_003  # seeds of the replicates of one run (a prime, so runs rarely share them)
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 MIN_FREE_MB = 100.0  # free disk a run needs in its output and cache folders before it starts
 # Names IPython puts in every namespace; never parameters.
@@ -203,6 +206,15 @@ class Config:
     def results_dir(self) -> Path:
         """``out_dir/chapter``, where results.csv, claims.json and figures go."""
         return self.out_dir / self.chapter
+
+    def replicate(self, index: int) -> Config:
+        """The configuration of replicate ``index`` of this run: seed ``seed + REPLICATE_STRIDE *
+        index``, hence its own data draw, network training and readout initialisation. Replicate
+        0 is the run itself; the replicates of two runs overlap only if their seeds differ by a
+        multiple of the stride."""
+        if index < 0:
+            raise ValueError(f"replicate index must be >= 0, got {index}")
+        return dataclasses.replace(self, seed=self.seed + REPLICATE_STRIDE * index)
 
 
 def _is_literal(value: Any) -> bool:

@@ -22,9 +22,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from posinfo.book.results import check_manifest
-
-CLAIM_FIELDS = ("id", "claim", "paper", "ours", "holds")
+from posinfo.book.results import CLAIM_FIELDS, check_manifest, interval_text
 
 
 def heading_anchor(heading: str) -> str:
@@ -38,11 +36,11 @@ def read_claims(results_root: str | Path) -> pd.DataFrame:
     """All claims written under ``results_root/<chapter>/claims.json``.
 
     Returns:
-        One row per claim: ``chapter, id, claim, paper, ours, holds, profile, seed`` (profile and
-        seed of the run, from the chapter's ``manifest.json``).
+        One row per claim: ``chapter``, the fields of ``claims.json`` (``CLAIM_FIELDS``), and
+        ``profile, seed`` of the run (from the chapter's ``manifest.json``).
 
     Raises:
-        ValueError: If a ``claims.json`` is not a list of ``{id, claim, paper, ours, holds}``,
+        ValueError: If a ``claims.json`` is not a list of objects with ``CLAIM_FIELDS``,
             or a folder's ``results.csv`` and ``claims.json`` do not come from one run (its
             ``manifest.json``).
     """
@@ -71,10 +69,16 @@ def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _holds(value: object) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "not run"
-    return "**holds**" if bool(value) else "**does not hold**"
+def _verdict(row: pd.Series) -> str:
+    """A claim's verdict cell: the verdict in bold, its control beside it."""
+    return f"**{row.verdict}** (control: {row.control})"
+
+
+def _counts(runs: pd.DataFrame) -> str:
+    """How many claims hold, fail and are inconclusive, never folded together."""
+    n = runs.verdict.value_counts()
+    return (f"{n.get('holds', 0)} hold, {n.get('fails', 0)} fail, "
+            f"{n.get('inconclusive', 0)} inconclusive")
 
 
 def scorecard_markdown(claims: pd.DataFrame, titles: Mapping[str, str],
@@ -93,12 +97,18 @@ def scorecard_markdown(claims: pd.DataFrame, titles: Mapping[str, str],
     """
     profiles = sorted(claims.profile.dropna().unique(), key=["smoke", "default", "paper"].index)
     lines = ["# Scorecard", "", "Every finding of the papers that a chapter tests, with the paper's",
-             "numbers, ours, and whether it holds in the run that built this book. A claim that",
-             "does not hold is listed as such; its chapter shows the numbers and looks for the reason.", ""]
+             "numbers and ours. Each verdict is decided from replicates: the effect's 90% interval",
+             "lies wholly on the paper's side of its margin (**holds**), wholly on the other side",
+             "(**fails**), or straddles it (**inconclusive**). Each claim's control is the same rule",
+             "on a null version of its inputs; it must not hold. A claim that does not hold is",
+             "listed as such; its chapter shows the numbers and looks for the reason.", ""]
     for profile in profiles:
         runs = claims[claims.profile == profile]
-        lines.append(f"- **{profile} profile**: {int(runs.holds.sum())} of {len(runs)} claims hold "
-                     f"in {runs.chapter.nunique()} chapters (seed {', '.join(map(str, sorted(runs.seed.unique())))}).")
+        broken = runs[runs.control == "holds"]
+        lines.append(f"- **{profile} profile**: of {len(runs)} claims in {runs.chapter.nunique()} "
+                     f"chapters, {_counts(runs)} (seed "
+                     f"{', '.join(map(str, sorted(runs.seed.unique())))})"
+                     + (f"; controls that hold (defects): {', '.join(broken.id)}." if len(broken) else "."))
     lines += ["", *_summary_table(claims, titles, profiles)]
     for chapter, title in titles.items():
         anchor = (anchors or {}).get(chapter)
@@ -108,29 +118,36 @@ def scorecard_markdown(claims: pd.DataFrame, titles: Mapping[str, str],
 
 
 def _summary_table(claims: pd.DataFrame, titles: Mapping[str, str], profiles: Sequence[str]) -> list[str]:
-    """One row per chapter: how many of its claims hold, per profile."""
+    """One row per chapter: how many of its claims hold, fail and are inconclusive, per profile."""
     rows = []
     for chapter, title in titles.items():
         counts = []
         for p in profiles:
             run = claims[(claims.chapter == chapter) & (claims.profile == p)]
-            counts.append(f"{int(run.holds.sum())} of {len(run)}" if len(run) else "not run")
+            counts.append(_counts(run) if len(run) else "not run")
         rows.append([title, *counts])
-    return _table(pd.DataFrame(rows, columns=["chapter", *[f"claims holding ({p})" for p in profiles]]))
+    return _table(pd.DataFrame(rows, columns=["chapter", *[f"verdicts ({p})" for p in profiles]]))
 
 
 def _chapter_table(claims: pd.DataFrame, profiles: Sequence[str]) -> list[str]:
-    """The Markdown table of one chapter's claims, one ours/holds pair per profile."""
+    """The Markdown table of one chapter's claims: per profile, ours, the effect with its 90%
+    interval and n, and the verdict with its control."""
     if claims.empty:
         return ["No results: this chapter was not run for this build."]
-    header = ["id", "claim", "paper"] + [f"{h} ({p})" for p in profiles for h in ("ours", "holds")]
+    header = ["id", "claim", "paper"] + [f"{h} ({p})" for p in profiles
+                                         for h in ("ours", "effect [90% interval], n", "verdict")]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for cid, group in claims.groupby("id", sort=False):
         first = group.iloc[0]
         cells = [cid, first.claim, first.paper]
         for p in profiles:
             run = group[group.profile == p]
-            cells += ([run.ours.iloc[0], _holds(run.holds.iloc[0])] if len(run) else ["", "not run"])
+            if len(run):
+                row = run.iloc[0]
+                cells += [row.ours, f"{row.effect:.3g} {interval_text(row.interval)}, n = {row.n}",
+                          _verdict(row)]
+            else:
+                cells += ["", "", "not run"]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return lines
 
@@ -213,3 +230,35 @@ def benchmark_markdown(bench: Mapping[str, object] | None, runs: pd.DataFrame) -
     lines += _table(runs.assign(wall=runs.wall_minutes.map(_minutes))[["title", "profile", "wall"]]
                     .rename(columns={"wall": "wall time"}))
     return "\n".join(lines) + "\n"
+
+
+def verdict_agreement(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
+    """Two builds' claims side by side (rows of :func:`read_claims`, e.g. two seeds), and whether
+    their verdicts agree: ``"yes"``, ``"inconclusive on one side"`` (a claim decided in one build
+    and undecided in the other), or ``"NO"`` (one holds where the other fails).
+
+    Returns:
+        One row per (chapter, id) in either build: verdict, effect, interval and control of
+        each (the build and its seed in the column names), and ``agree``.
+    """
+    def side(claims: pd.DataFrame, label: str) -> pd.DataFrame:
+        seed = ",".join(map(str, sorted(claims.seed.unique())))
+        out = claims.set_index(["chapter", "id"])[["verdict", "effect", "interval", "control"]]
+        out["interval"] = out.interval.map(interval_text)
+        return out.add_suffix(f" ({label}: seed {seed})")
+    both = side(first, "first").join(side(second, "second"), how="outer")
+    verdicts = both.filter(like="verdict").fillna("not run").to_numpy()
+    both["agree"] = ["yes" if a == b else "inconclusive on one side" if "inconclusive" in (a, b)
+                     else "NO" for a, b in verdicts]
+    return both
+
+
+def agreement_markdown(first: pd.DataFrame, second: pd.DataFrame) -> str:
+    """:func:`verdict_agreement` as a Markdown page: a count, then the table."""
+    table = verdict_agreement(first, second)
+    counts = table.agree.value_counts()
+    lines = ["# Verdicts of two builds", "",
+             f"{counts.get('yes', 0)} of {len(table)} claims agree; {counts.get('inconclusive on one side', 0)} "
+             f"are inconclusive in one build only; {counts.get('NO', 0)} hold in one build and fail "
+             "in the other.", ""]
+    return "\n".join(lines + _table(table.reset_index())) + "\n"

@@ -24,30 +24,74 @@ import torch
 from IPython.display import Markdown
 from matplotlib.figure import Figure
 
+from posinfo.book.verdicts import VERDICTS, Rule, judge, replicates_needed
 from posinfo.cache import atomic_path, write_text
+
+
+CLAIM_FIELDS = ("id", "claim", "paper", "ours", "holds", "verdict", "rule", "effect", "interval",
+                "n", "control", "replicates_needed")
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One qualitative finding of a paper, tested by a run.
+    """One qualitative finding of a paper, tested by a run (see :mod:`posinfo.book.verdicts`).
 
     Attributes:
         id: Short identifier (e.g. ``"E1"``).
-        claim: The finding, in one sentence.
+        claim: The finding, in one sentence, with the paper's words it rests on.
         paper: What the paper reported.
         ours: What this run measured.
-        holds: Whether the finding holds in this run, computed from the measurements.
+        verdict: ``"holds"``, ``"fails"`` or ``"inconclusive"``, from the replicates.
+        rule: The test in words: effect, direction, margin.
+        effect: The mean effect over the replicates.
+        interval: Its 90% interval ``(low, high)``.
+        n: The number of replicates.
+        control: The verdict of the same rule on a null version of the inputs.
+        replicates_needed: For an inconclusive verdict, how many replicates would resolve it at
+            the observed mean and spread (``None`` if it cannot be estimated or is not needed).
     """
 
     id: str
     claim: str
     paper: str
     ours: str
-    holds: bool
+    verdict: str
+    rule: str
+    effect: float
+    interval: tuple[float, float]
+    n: int
+    control: str
+    replicates_needed: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.holds, bool):
-            raise TypeError(f"claim {self.id}: holds must be a bool, got {type(self.holds).__name__}")
+        for name in ("verdict", "control"):
+            if getattr(self, name) not in VERDICTS:
+                raise ValueError(f"claim {self.id}: {name} must be one of {VERDICTS}, "
+                                 f"got {getattr(self, name)!r}")
+        if self.n < 1:
+            raise ValueError(f"claim {self.id}: n must be at least 1, got {self.n}")
+
+    @property
+    def holds(self) -> bool:
+        """The contract's boolean: true only for the verdict ``holds``."""
+        return self.verdict == "holds"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The claim as ``claims.json`` writes it (fields :data:`CLAIM_FIELDS`)."""
+        data = asdict(self) | {"holds": self.holds, "interval": list(self.interval)}
+        return {k: _clean(data[k]) for k in CLAIM_FIELDS}
+
+
+def tested(id: str, claim: str, paper: str, ours: str, rule: Rule, effects: Sequence[float],
+           control: Sequence[float]) -> Claim:
+    """A claim judged by ``rule`` on the per-replicate ``effects`` of the run, with its control
+    judged by the same rule on the effects of the null inputs (see :func:`~posinfo.book.verdicts.judge`).
+    Effects and interval are rounded to 4 decimals."""
+    result = judge(effects, rule)
+    needed = replicates_needed(effects, rule) if result.verdict == "inconclusive" else None
+    return Claim(id, claim, paper, ours, result.verdict, rule.words(), round(result.effect, 4),
+                 (round(result.interval[0], 4), round(result.interval[1], 4)), result.n,
+                 judge(control, rule).verdict, needed)
 
 
 def _clean(value: Any) -> Any:
@@ -64,13 +108,13 @@ def write_results(table: pd.DataFrame, folder: str | Path, *, profile: str, seed
 
 
 def write_claims(claims: Sequence[Claim], folder: str | Path) -> Path:
-    """Write the claims as a JSON list of ``{id, claim, paper, ours, holds}`` to ``claims.json``,
+    """Write the claims as a JSON list of objects with :data:`CLAIM_FIELDS` to ``claims.json``,
     then the run's manifest (:func:`write_manifest`), which seals ``results.csv`` and
     ``claims.json`` as the outputs of one run."""
     ids = [c.id for c in claims]
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate claim ids in {ids}")
-    data = [{k: _clean(v) for k, v in asdict(c).items()} for c in claims]
+    data = [c.as_dict() for c in claims]
     write_text(Path(folder) / "claims.json", json.dumps(data, indent=2) + "\n")
     write_manifest(folder)
     return Path(folder) / "claims.json"
@@ -148,8 +192,17 @@ def save_figure(fig: Figure, folder: str | Path, name: str) -> Path:
 
 
 def claims_table(claims: Sequence[Claim]) -> pd.DataFrame:
-    """The claims as a table for display."""
-    return pd.DataFrame([asdict(c) for c in claims]).set_index("id")
+    """The claims as a table for display: the finding, the paper's numbers and ours, the rule,
+    the effect with its 90% interval over n replicates, the verdict and the control's verdict."""
+    rows = [dict(id=c.id, claim=c.claim, paper=c.paper, ours=c.ours, rule=c.rule,
+                 effect=f"{c.effect:.3g}", interval=interval_text(c.interval), n=c.n,
+                 verdict=c.verdict, control=c.control) for c in claims]
+    return pd.DataFrame(rows).set_index("id")
+
+
+def interval_text(interval: Sequence[float]) -> str:
+    """A 90% interval as the tables write it: ``[.123, .456]``."""
+    return "[" + ", ".join(f"{v:.3g}" for v in interval) + "]"
 
 
 def profile_banner(cfg: Any) -> Any:
@@ -181,25 +234,43 @@ def decimal(value: float, digits: int = 2) -> str:
     return text.replace("0.", ".", 1) if abs(value) < 1 else text
 
 
-def holds_text(holds: bool) -> str:
-    """A claim's verdict as the prose says it."""
-    return "holds" if holds else "does not hold"
+def verdict_text(claim: Claim) -> str:
+    """A claim's verdict as the prose says it after its id: "holds", "does not hold" or "is
+    inconclusive (...)", the last with the replicates that would resolve it."""
+    if claim.verdict == "holds":
+        return "holds"
+    if claim.verdict == "fails":
+        return "does not hold"
+    needed = (f"about {claim.replicates_needed} replicates would resolve it at the spread seen"
+              if claim.replicates_needed else "the spread seen gives no estimate of the replicates "
+              "that would resolve it")
+    return f"is inconclusive ({claim.n} replicates cannot decide it; {needed})"
 
 
 def holds_by_id(claims: Sequence[Claim]) -> dict[str, str]:
-    """Each claim's verdict in words, keyed by its lower-case id (``"E1" -> "e1"``), for the prose."""
-    return {c.id.lower(): holds_text(c.holds) for c in claims}
+    """Each claim's verdict in words (:func:`verdict_text`), keyed by its lower-case id
+    (``"E1" -> "e1"``), for the prose."""
+    return {c.id.lower(): verdict_text(c) for c in claims}
 
 
 def verdict_note(claims: Sequence[Claim], cfg: Any) -> Markdown:
-    """A chapter's verdict in words, written from this run's claims: how many hold, and each one
-    that does not with the paper's and this run's numbers."""
-    held = [c.id for c in claims if c.holds]
-    text = (f"In this run ({cfg.profile} profile, seed {cfg.seed}) {len(held)} of {len(claims)} "
-            f"findings tested here hold ({', '.join(held) or 'none'}).")
+    """A chapter's verdict in words, written from this run's claims: how many hold, fail and are
+    inconclusive, each claim that does not hold with its effect and interval, and any control
+    that holds (a check that cannot tell position from its absence)."""
+    by = {v: [c.id for c in claims if c.verdict == v] for v in VERDICTS}
+    text = (f"In this run ({cfg.profile} profile, seed {cfg.seed}), of {len(claims)} findings tested "
+            f"here {len(by['holds'])} hold ({', '.join(by['holds']) or 'none'}), "
+            f"{len(by['fails'])} fail ({', '.join(by['fails']) or 'none'}) and "
+            f"{len(by['inconclusive'])} are inconclusive ({', '.join(by['inconclusive']) or 'none'}).")
     for c in claims:
-        if not c.holds:
-            text += f"\n\n- **{c.id} does not hold.** {c.claim} Paper: {c.paper}. Here: {c.ours}."
+        if c.verdict != "holds":
+            text += (f"\n\n- **{c.id} {verdict_text(c)}.** {c.claim} Paper: {c.paper}. Here: "
+                     f"{c.ours}. Effect {c.effect:.3g}, 90% interval {interval_text(c.interval)}, "
+                     f"n = {c.n}.")
+    broken = [c.id for c in claims if c.control == "holds"]
+    if broken:
+        text += (f"\n\n**Defect: the control of {', '.join(broken)} holds**, so those checks "
+                 "cannot tell the effect from its absence.")
     return Markdown(text)
 
 
@@ -221,6 +292,6 @@ def read_back(folder: str | Path, claims: Sequence[Claim], columns: set[str]) ->
         raise AssertionError(f"results.csv lacks columns {sorted(missing)}")
     if [c["id"] for c in written] != [c.id for c in claims]:
         raise AssertionError("claims.json does not hold the claims of this run")
-    if any(set(c) != {"id", "claim", "paper", "ours", "holds"} for c in written):
-        raise AssertionError("claims.json entries need exactly id, claim, paper, ours, holds")
+    if any(set(c) != set(CLAIM_FIELDS) for c in written):
+        raise AssertionError(f"claims.json entries need exactly {CLAIM_FIELDS}")
     return results

@@ -22,12 +22,14 @@ from tqdm.auto import tqdm
 from posinfo.book import plots
 from posinfo.book.paper_tables import iclr2020_table2, iclr2020_table3
 from posinfo.book.params import ChapterSpec, Config, choice, integer
-from posinfo.book.results import Claim, read_back
+from posinfo.book.results import Claim, read_back, tested
+from posinfo.book.verdicts import Rule, per_replicate
 from posinfo.cache import cache_root
 from posinfo.data import targets
 from posinfo.metrics.position import score
 from posinfo.probe.features import FeatureCache
-from posinfo.probe.probing import PROBE_KNOBS, RAW, ProbeData, RawImage, Source, check_inputs_exist
+from posinfo.probe.probing import (PROBE_KNOBS, RAW, ProbeData, RawImage, Source,
+                                   check_inputs_exist, load_data, load_sources)
 from posinfo.probe.readout import ReadoutTraining, fit_readout, predict
 
 _SHARED = dict(dataset="scenes", n_synthetic=1, weights="synthetic", input_norm="none",
@@ -39,19 +41,19 @@ SPEC = ChapterSpec(
                                 patterns=["H", "G", "HS"], encoders=["vgg16_bn", "resnet18"],
                                 vgg_width=0.125, readout_epochs=3, depths=[1, 2, 3],
                                 kernels=[1, 3, 7], hidden_channels=16, pretrain_size=32,
-                                pretrain_images=64, pretrain_epochs=1),
+                                pretrain_images=64, pretrain_epochs=1, replicates=2),
         "default": _SHARED | dict(image_size=96, feature_size=12, n_train=320, n_test=100,
                                   patterns=["H", "G", "HS"], encoders=["vgg16_bn", "resnet18"],
                                   vgg_width=0.5, readout_epochs=15, depths=[1, 2, 3],
                                   kernels=[1, 3, 7], hidden_channels=64,
                                   pretrain_size={"vgg16_bn": 32, "resnet18": 48},
-                                  pretrain_images=3000, pretrain_epochs=6),
+                                  pretrain_images=3000, pretrain_epochs=6, replicates=3),
         "paper": _SHARED | dict(dataset="duts+pascal-s", image_size=224, feature_size=28,
                                 n_train=2000, n_test=None, patterns=["H", "G", "HS"],
                                 encoders=["vgg16", "resnet152"], weights="imagenet",
                                 vgg_width=1.0, readout_epochs=15, depths=[1, 2, 3],
                                 kernels=[1, 3, 7], hidden_channels=None, pretrain_size=32,
-                                pretrain_images=3000, pretrain_epochs=6),
+                                pretrain_images=3000, pretrain_epochs=6, replicates=3),
     },
     types=PROBE_KNOBS | {"depths": choice((1, 2, 3, 4, 5), is_list=True),
                          "kernels": choice((1, 3, 5, 7, 9), is_list=True),
@@ -145,7 +147,29 @@ class AblationRun:
 
 def run(cfg: Config, data: ProbeData, sources: list[Source],
         progress: bool = True) -> AblationRun:
-    """All readouts of the chapter, each configuration trained once and scored on natural images.
+    """All readouts of the chapter in each of the ``cfg.replicates`` replicates
+    (:meth:`~posinfo.book.params.Config.replicate`; replicate 0 reads ``data`` and ``sources``,
+    the others draw their own scenes and train their own encoders, as chapter 1's do).
+
+    Returns:
+        The scores and content-loss statistics of every replicate (column ``replicate``), with
+        replicate 0's content-loss maps and example predictions for the figures.
+    """
+    first = run_one(cfg, data, sources, progress)
+    tables = [first.table.assign(replicate=0)]
+    for index in tqdm(range(1, cfg.replicates), desc="replicates", disable=not progress):
+        rcfg = cfg.replicate(index)
+        rdata = load_data(rcfg, progress=False)
+        tables.append(run_one(rcfg, rdata, load_sources(rcfg, progress=False), False)
+                      .table.assign(replicate=index))
+    return AblationRun(pd.concat(tables, ignore_index=True), first.content, first.examples,
+                       first.natural_masks)
+
+
+def run_one(cfg: Config, data: ProbeData, sources: list[Source],
+            progress: bool = True) -> AblationRun:
+    """All readouts of one replicate, each configuration trained once and scored on natural
+    images, and the content-loss statistics of A6 and A7 (rows of experiment ``content``).
 
     Features come from the same disk cache as chapter 1's (same encoder, images and grid: the
     same key), so after chapter 1 no encoder runs again.
@@ -163,7 +187,10 @@ def run(cfg: Config, data: ProbeData, sources: list[Source],
                 patterns = list(dict.fromkeys(list(cfg.patterns) + (list(CONTENT_PATTERNS)
                                               if readout == Readout() else [])))
                 preds[(source, readout)] = predictions(cfg, inputs, readout, patterns)
-    return AblationRun(_score_rows(cfg, todo, preds), content_losses(cfg, preds),
+    content = content_losses(cfg, preds)
+    table = pd.concat([_score_rows(cfg, todo, preds),
+                       content_rows(content, data.natural_masks, cfg.image_size)], ignore_index=True)
+    return AblationRun(table, content,
                        {(s, r, p): m[0] for (s, r), maps in preds.items() for p, m in maps.items()},
                        data.natural_masks)
 
@@ -218,61 +245,162 @@ def objects_and_background(loss: Tensor, masks: Tensor) -> dict[str, float]:
             "matched_difference": (inside - outside)[both].mean().item()}
 
 
+BLIND = "position-blind map"  # the constant map at each target's mean: the controls' null
+
+
+def blind_content_loss(size: int, n: int = 1) -> Tensor:
+    """The content loss (Eq. 4) of a position-blind readout, the constant map at each target's
+    mean: ``[n, S, S]``, the same for every image."""
+    gts = [targets.position_map(p, size) for p in CONTENT_PATTERNS]
+    return torch.stack([(gt - gt.mean()).abs() for gt in gts]).mean(0).expand(n, size, size)
+
+
+def content_rows(content: dict[str, Tensor], masks: Tensor, size: int) -> pd.DataFrame:
+    """Rows of experiment ``content``: per source (and for the position-blind map) the mean loss
+    over the corners and the centre (A6) and inside against outside the objects (A7)."""
+    rows = []
+    for source, loss in content.items() | {BLIND: blind_content_loss(size, len(masks))}.items():
+        corner, centre = corners_and_centre(loss)
+        stats_ = {"corners": corner, "centre": centre} | objects_and_background(loss, masks)
+        rows += [dict(experiment="content", source=source, pattern="H,V,G", metric=k, value=v)
+                 for k, v in stats_.items()]
+    return pd.DataFrame(rows)
+
+
 def spc_of(table: pd.DataFrame, experiment: str, source: str, pattern: str, **readout) -> float:
-    """The natural-image SPC (paper's convention) of one readout of the run."""
+    """The natural-image SPC (paper's convention) of one readout of the run (the mean over the
+    replicates in ``table``)."""
     sel = table[(table.experiment == experiment) & (table.source == source)
                 & (table.pattern == pattern) & (table.metric == "spc_paper")]
     for k, v in readout.items():
         sel = sel[sel[k] == v]
-    return float(sel.value.item())
+    if sel.empty:
+        raise KeyError(f"no SPC of {experiment}/{source}/{pattern}/{readout} in the run")
+    return float(sel.value.mean())
+
+
+def content_stat(table: pd.DataFrame, source: str, metric: str) -> float:
+    """One content-loss statistic of a source (mean over the replicates in ``table``)."""
+    sel = table[(table.experiment == "content") & (table.source == source) & (table.metric == metric)]
+    return float(sel.value.mean())
+
+
+def _lead(table: pd.DataFrame, experiment: str, source: str, patterns: Sequence[str],
+          better: dict[str, Any], worse: dict[str, Any]) -> float:
+    """Lowest SPC lead, over ``patterns``, of the readout ``better`` over the readout ``worse``."""
+    return min(spc_of(table, experiment, source, p, **better) - spc_of(table, experiment, source, p, **worse)
+               for p in patterns)
+
+
+def _stage_lead(table: pd.DataFrame, vgg: str, top: str) -> float:
+    """Lowest, over H and G, SPC of stage ``top`` minus the best single stage below it
+    (``top="all"``) or minus stage f1 (``top="f5"``)."""
+    def lead(p: str) -> float:
+        singles = [spc_of(table, "stage", vgg, p, stage=f"f{i}") for i in range(1, 6)]
+        other = max(singles) if top == "all" else singles[0]
+        return spc_of(table, "stage", vgg, p, stage=top) - other
+    return min(lead(p) for p in ("H", "G"))
+
+
+def _corner_excess(table: pd.DataFrame, source: str) -> float:
+    """How much more ``source``'s corner/centre loss ratio is than the position-blind map's."""
+    ratio = lambda s: content_stat(table, s, "corners") / content_stat(table, s, "centre")  # noqa: E731
+    return ratio(source) - ratio(BLIND)
+
+
+def _with_source(table: pd.DataFrame, source: str, like: str) -> pd.DataFrame:
+    """The table with ``source``'s content statistics replaced by those of ``like``."""
+    content = table.experiment == "content"
+    rest = table[~(content & (table.source == source))]
+    return pd.concat([rest, table[content & (table.source == like)].assign(source=source)])
+
+
+def _raw_perfect(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with every raw-image readout scoring as the target itself (SPC 1)."""
+    out = table.copy()
+    out.loc[(out.source == RAW) & (out.metric == "spc_paper"), "value"] = 1.0
+    return out
+
+
+def _spread(values: list[float]) -> str:
+    return ", ".join(f"{v:.3f}" for v in values)
 
 
 def check_claims(run: AblationRun, cfg: Config) -> list[Claim]:
-    """The findings A1-A7 of ICLR 2020 Sec. 3.4-4.1, each computed from this run."""
+    """The findings A1-A7 of ICLR 2020 Sec. 3.4-4.1, each decided from the replicates of this
+    run (column ``replicate`` of ``run.table``), with its control on a null version."""
     t, raw = run.table, RAW
     vgg = next(e for e in cfg.encoders if e.startswith("vgg"))
     res = next(e for e in cfg.encoders if e.startswith("resnet"))
-    depth = {p: (spc_of(t, "layers", vgg, p, layers=1), spc_of(t, "layers", vgg, p, layers=max(cfg.depths)))
-             for p in ("H", "G")}
-    kern = {p: (spc_of(t, "kernel", vgg, p, kernel=1), spc_of(t, "kernel", vgg, p, kernel=7))
-            for p in ("H", "G", "HS")}
-    raw_all = t[(t.source == raw) & (t.metric == "spc_paper")].value
+    deep, k7 = dict(layers=max(cfg.depths)), dict(kernel=7)
+    a1 = lambda t, b=deep: _lead(t, "layers", vgg, ("H", "G"), b, dict(layers=1))  # noqa: E731
+    a2 = lambda t, b=k7: _lead(t, "kernel", vgg, ("H", "G", "HS"), b, dict(kernel=1))  # noqa: E731
+    raw_max = lambda t: t[(t.source == raw) & (t.metric == "spc_paper")].value.max()  # noqa: E731
+    a7 = lambda t: min(content_stat(t, e, "matched_difference") for e in (vgg, res))  # noqa: E731
+    eff = {k: per_replicate(t, f) for k, f in (("A1", a1), ("A2", a2), ("A3", raw_max), ("A7", a7))}
+    eff["A4"] = per_replicate(t, lambda t: _stage_lead(t, vgg, "f5"))
+    eff["A5"] = per_replicate(t, lambda t: _stage_lead(t, vgg, "all"))
+    eff["A6"] = per_replicate(t, lambda t: _corner_excess(t, raw))
     stages = {p: [spc_of(t, "stage", vgg, p, stage=f"f{i}") for i in range(1, 6)] for p in ("H", "G")}
-    every = {p: spc_of(t, "stage", vgg, p, stage="all") for p in ("H", "G")}
     rho = {p: stats.spearmanr(range(5), s).statistic for p, s in stages.items()}
-    corner, centre = corners_and_centre(run.content[raw])
-    obj = {e: objects_and_background(run.content[e], run.natural_masks) for e in (vgg, res)}
-    fmt = lambda d: ", ".join(f"{p} {a:.3f} -> {b:.3f}" for p, (a, b) in d.items())  # noqa: E731
     return [
-        Claim("A1", f"More readout layers help {vgg}: SPC with {max(cfg.depths)} layers above 1 layer "
-              "for H and G.", "H .742 -> .830, G .814 -> .835", fmt(depth),
-              bool(all(b > a for a, b in depth.values()))),
-        Claim("A2", f"Larger kernels help {vgg}: SPC with 7x7 above 1x1 for H, G and HS.",
-              "H .542 -> .828, G .724 -> .816, HS .317 -> .487", fmt(kern),
-              bool(all(b > a for a, b in kern.values()))),
-        Claim("A3", "The raw-image readout stays low whatever its depth or kernel: SPC below 0.2 "
-              "everywhere.", "at most .126 (G, 3 layers)", f"max {raw_all.max():.3f}",
-              bool((raw_all < 0.2).all())),
-        Claim("A4", f"Deeper {vgg} stages hold more position: SPC of f5 at least 0.2 above f1 for H "
-              "and G, and rising with depth (rank correlation of stage and SPC at least 0.8).",
-              "H .101 -> .657, G .241 -> .693, monotone",
-              "; ".join(f"{p}: " + ", ".join(f"{v:.3f}" for v in s) + f" (rho {rho[p]:.2f})"
-                        for p, s in stages.items()),
-              bool(all(s[4] - s[0] >= 0.2 and rho[p] >= 0.8 for p, s in stages.items()))),
-        Claim("A5", "All stages together beat every single stage, for H and G.",
-              "H .742 vs at most .657; G .814 vs at most .693",
-              "; ".join(f"{p}: all {every[p]:.3f} vs best single {max(s):.3f}" for p, s in stages.items()),
-              bool(all(every[p] > max(s) for p, s in stages.items()))),
-        Claim("A6", "The raw-image readout's content loss is largest near the corners (mean over "
-              "corner regions above the mean over the centre).", "Fig. 7: loss concentrated at the corners",
-              f"corners {corner:.3f}, centre {centre:.3f}", bool(corner > centre)),
-        Claim("A7", f"For {vgg} and {res} the content loss follows the content: higher inside "
-              "object masks than on the background (at the same pixel locations).",
-              "Fig. 7: loss follows the salient objects",
-              "; ".join(f"{e}: inside {o['inside']:.3f}, background {o['background']:.3f}, "
-                        f"matched difference {o['matched_difference']:+.3f}" for e, o in obj.items()),
-              bool(all(o["matched_difference"] > 0 for o in obj.values()))),
+        tested("A1", f"More readout layers help {vgg} (\"increasing the number of layers ... "
+               "improves the performance\"): SPC with "
+               f"{max(cfg.depths)} layers above 1 layer for H and G.", "H .742 -> .830, G .814 -> .835",
+               f"lowest gain per replicate: {_spread(eff['A1'])}",
+               Rule(f"lowest SPC gain of {max(cfg.depths)} readout layers over 1 (H, G)", "above",
+                    0.0, "the paper's smallest gain is .02, so any gain"), eff["A1"],
+               per_replicate(t, lambda t: a1(t, dict(layers=1)))),
+        tested("A2", f"Larger kernels help {vgg}: SPC with 7x7 above 1x1 for H, G and HS.",
+               "H .542 -> .828, G .724 -> .816, HS .317 -> .487",
+               f"lowest gain per replicate: {_spread(eff['A2'])}",
+               Rule("lowest SPC gain of the 7x7 readout over the 1x1 (H, G, HS)", "above", 0.05,
+                    "half the paper's smallest gain, .09"), eff["A2"],
+               per_replicate(t, lambda t: a2(t, dict(kernel=1)))),
+        tested("A3", "The raw-image readout stays low whatever its depth or kernel: SPC below 0.2 "
+               "everywhere.", "at most .126 (G, 3 layers)", f"highest per replicate: {_spread(eff['A3'])}",
+               Rule("highest raw-image SPC over depths, kernels and patterns", "below", 0.2,
+                    "as E1: the paper's highest is .126"), eff["A3"],
+               per_replicate(_raw_perfect(t), raw_max)),
+        tested("A4", f"Deeper {vgg} stages hold more position: SPC of f5 at least 0.2 above f1 for H "
+               "and G.", "H .101 -> .657, G .241 -> .693, monotone",
+               "mean SPC f1..f5: " + "; ".join(f"{p}: " + ", ".join(f"{v:.3f}" for v in s)
+                                               + f" (rank correlation with depth {rho[p]:.2f})"
+                                               for p, s in stages.items()),
+               Rule("lowest SPC gain of stage f5 over f1 (H, G)", "above", 0.2,
+                    "the paper's gains are .45 and .56"), eff["A4"],
+               per_replicate(t, lambda t: _stage_lead(_with_stage(t, "f5", "f1"), vgg, "f5"))),
+        tested("A5", "All stages together beat every single stage, for H and G.",
+               "H .742 vs at most .657; G .814 vs at most .693",
+               f"lowest lead per replicate: {_spread(eff['A5'])}",
+               Rule("lowest SPC lead of all stages over the best single stage (H, G)", "above",
+                    0.0, "the paper's leads are .09 and .12, so any lead"), eff["A5"],
+               per_replicate(t, lambda t: _stage_lead(_with_stage(t, "all", "f5"), vgg, "all"))),
+        tested("A6", "The raw-image readout's content loss is largest near the corners, more so "
+               "than for a position-blind readout (corner/centre loss ratio above the blind map's).",
+               "Fig. 7: loss concentrated at the corners",
+               f"corner/centre ratio {content_stat(t, raw, 'corners') / content_stat(t, raw, 'centre'):.3f}"
+               f" against {content_stat(t, BLIND, 'corners') / content_stat(t, BLIND, 'centre'):.3f} for "
+               "the blind map (means)", Rule("raw-image corner/centre loss ratio minus the "
+                                            "position-blind map's", "above", 0.0), eff["A6"],
+               per_replicate(_with_source(t, raw, BLIND), lambda t: _corner_excess(t, raw))),
+        tested("A7", f"For {vgg} and {res} the content loss follows the content: higher inside "
+               "object masks than on the background (at the same pixel locations).",
+               "Fig. 7: loss follows the salient objects",
+               "; ".join(f"{e}: inside {content_stat(t, e, 'inside'):.3f}, background "
+                         f"{content_stat(t, e, 'background'):.3f}, matched difference "
+                         f"{content_stat(t, e, 'matched_difference'):+.3f}" for e in (vgg, res)),
+               Rule("lowest matched inside-minus-background loss over the two encoders", "above",
+                    0.0), eff["A7"],
+               per_replicate(_with_source(_with_source(t, vgg, BLIND), res, BLIND), a7)),
     ]
+
+
+def _with_stage(table: pd.DataFrame, stage: str, like: str) -> pd.DataFrame:
+    """The table with the stage readout ``stage`` scoring as the readout of stage ``like``."""
+    sel = (table.experiment == "stage")
+    rest = table[~(sel & (table.stage == stage))]
+    return pd.concat([rest, table[sel & (table.stage == like)].assign(stage=stage)])
 
 
 def _ours(table: pd.DataFrame, experiment: str) -> pd.DataFrame:
@@ -353,7 +481,7 @@ def regression_summary(run: AblationRun, claims: Sequence[Claim], cfg: Config
     spc = run.table[run.table.metric == "spc_paper"]
     return {"rows": len(results), "readouts": int(spc.groupby(["source", "layers", "kernel",
                                                                "stage"]).ngroups),
-            "claims": {c.id: c.holds for c in claims}}
+            "claims": {c.id: c.verdict for c in claims}}
 
 
 def plot_readout_maps(run: AblationRun, cfg: Config, pattern: str = "G"):

@@ -21,7 +21,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from posinfo.book.params import ChapterSpec, Config, choice, integer
-from posinfo.book.results import Claim, read_back
+from posinfo.book.results import Claim, read_back, tested
+from posinfo.book.verdicts import Rule, per_replicate
 from posinfo.cache import cache_root
 from posinfo.data import targets
 from posinfo.data.targets import distance_to_border
@@ -46,19 +47,19 @@ SPEC = ChapterSpec(
                                 nopad_feature_size=8, n_train=16, n_test=4, patterns=["H", "G"],
                                 encoders=["vgg16_bn"], vgg_width=0.125, readout_epochs=3,
                                 kayhan_seeds=2, kayhan_steps=30, pretrain_size=32,
-                                pretrain_images=64, pretrain_epochs=1),
+                                pretrain_images=64, pretrain_epochs=1, replicates=2),
         "default": _SHARED | dict(image_size=96, nopad_image_size=224, feature_size=12,
                                   nopad_feature_size=14, n_train=320, n_test=100,
                                   patterns=["H", "G", "HS"], encoders=["vgg16_bn"], vgg_width=0.5,
                                   readout_epochs=15, kayhan_seeds=5, kayhan_steps=200,
                                   pretrain_size={"vgg16_bn": 32}, pretrain_images=3000,
-                                  pretrain_epochs=6),
+                                  pretrain_epochs=6, replicates=3),
         "paper": _SHARED | dict(dataset="duts+pascal-s", image_size=224, nopad_image_size=224,
                                 feature_size=28, nopad_feature_size=28, n_train=2000, n_test=None,
                                 patterns=["H", "G", "HS"], encoders=["vgg16"], weights="imagenet",
                                 vgg_width=1.0, readout_epochs=15, kayhan_seeds=10,
                                 kayhan_steps=300, pretrain_size=32, pretrain_images=3000,
-                                pretrain_epochs=6),
+                                pretrain_epochs=6, replicates=3),
     },
     types=PROBE_KNOBS | {"nopad_image_size": integer(16, 4096), "nopad_feature_size": integer(1, 512),
                          "readout_paddings": choice((0, 1, 2, 3), is_list=True),
@@ -107,11 +108,15 @@ def large_image_config(cfg: Config) -> Config:
                                            "feature_size": cfg.nopad_feature_size})
 
 
-def encoder_paddings(cfg: Config, progress: bool = True) -> tuple[pd.DataFrame, dict[str, Tensor]]:
+def encoder_paddings(cfg: Config, progress: bool = True, modes: Sequence[str] | None = None
+                     ) -> tuple[pd.DataFrame, dict[str, Tensor]]:
     """VGG16 with the same weights and each padding (none included), read by one 3x3 readout.
 
     Unpadded maps shrink with depth; every level is still resized to the common grid, so each
     level's grid covers the central part of the image its valid convolutions reach.
+
+    Args:
+        modes: The paddings to read (default: zero, none and every border of ``cfg.borders``).
 
     Returns:
         The scores, and for each padding the absolute error ``[M, S, S]`` averaged over patterns
@@ -121,8 +126,8 @@ def encoder_paddings(cfg: Config, progress: bool = True) -> tuple[pd.DataFrame, 
     data = load_data(big, progress=False)
     cache = FeatureCache(cache_root(cfg) / "features", device=cfg.device, keep_in_memory=False)
     rows, errors = [], {}
-    for mode in tqdm(["zero", "none"] + [b for b in cfg.borders if b != "zero"], desc="paddings",
-                     disable=not progress):
+    modes = ["zero", "none"] + [b for b in cfg.borders if b != "zero"] if modes is None else modes
+    for mode in tqdm(modes, desc="paddings", disable=not progress):
         encoder = _encoder(big, mode)
         train, test = (cache(encoder, x, big.feature_size) for x in (data.train, data.tests["natural"]))
         err = []
@@ -135,6 +140,26 @@ def encoder_paddings(cfg: Config, progress: bool = True) -> tuple[pd.DataFrame, 
             err.append((pred - gt).abs())
         errors[mode] = torch.stack(err).mean(0)
     return pd.DataFrame(rows), errors
+
+
+def replicated(cfg: Config, data: ProbeData, progress: bool = True
+               ) -> tuple[pd.DataFrame, dict[str, Tensor]]:
+    """The raw-image readouts and the VGG16 paddings in each of the ``cfg.replicates``
+    replicates (:meth:`~posinfo.book.params.Config.replicate`; replicate 0 reads ``data``, the
+    others draw their own scenes, encoder and readout initialisations). Replicates after the
+    first read VGG16 with zero padding and without only, the two that finding P2 compares.
+
+    Returns:
+        The scores of all replicates (column ``replicate``), and replicate 0's errors per padding.
+    """
+    tables, errors = [], {}
+    for index in tqdm(range(cfg.replicates), desc="replicates", disable=not progress):
+        rcfg = cfg.replicate(index)
+        rdata = data if index == 0 else load_data(rcfg, progress=False)
+        vgg, err = encoder_paddings(rcfg, progress, None if index == 0 else ["zero", "none"])
+        errors = errors or err
+        tables.append(pd.concat([raw_readouts(rcfg, rdata), vgg]).assign(replicate=index))
+    return pd.concat(tables, ignore_index=True), errors
 
 
 def _encoder(cfg: Config, mode: str):
@@ -176,36 +201,76 @@ def error_by_distance(errors: dict[str, Tensor], bins: int = 8) -> pd.DataFrame:
 
 
 def spc(table: pd.DataFrame, experiment: str, setting: str, pattern: str) -> float:
-    """Natural-image SPC (paper's convention) of one readout."""
+    """Natural-image SPC (paper's convention) of one readout (mean over the replicates in
+    ``table``)."""
     sel = table[(table.experiment == experiment) & (table.setting == setting)
                 & (table.pattern == pattern) & (table.metric == "spc_paper")]
-    return float(sel.value.item())
+    if sel.empty:
+        raise KeyError(f"no SPC of {experiment}/{setting}/{pattern} in the run")
+    return float(sel.value.mean())
+
+
+def _rise(table: pd.DataFrame) -> float:
+    """Smallest SPC step of the raw-image readout from zero padding 0 to 1 and 1 to 2 (H, G)."""
+    steps = [spc(table, "raw readout", f"zero padding {k + 1}", p)
+             - spc(table, "raw readout", f"zero padding {k}", p) for p in ("H", "G") for k in (0, 1)]
+    return min(steps)
+
+
+def _loss(table: pd.DataFrame) -> float:
+    """Smallest SPC loss of VGG16 without padding against zero padding (H, G)."""
+    return min(spc(table, "vgg16 padding", "zero", p) - spc(table, "vgg16 padding", "none", p)
+               for p in ("H", "G"))
+
+
+def _as(table: pd.DataFrame, experiment: str, setting: str, like: str) -> pd.DataFrame:
+    """The table with the rows of ``setting`` replaced by those of ``like`` (the control's null:
+    the two compared settings made the same)."""
+    rows = table.experiment == experiment
+    rest = table[~(rows & (table.setting == setting))]
+    return pd.concat([rest, table[rows & (table.setting == like)].assign(setting=setting)])
+
+
+def _corner_accuracies(table: pd.DataFrame, mode: str) -> list[float]:
+    sel = table[(table.experiment == "corner task") & (table.setting == mode)]
+    return sel.sort_values("run").value.tolist()
 
 
 def check_claims(table: pd.DataFrame, cfg: Config) -> list[Claim]:
-    """The findings P1-P4, each computed from this run's ``table``."""
-    raw = {p: [spc(table, "raw readout", f"zero padding {k}", p) for k in (0, 1, 2)] for p in ("H", "G")}
-    vgg = {p: (spc(table, "vgg16 padding", "zero", p), spc(table, "vgg16 padding", "none", p))
+    """The findings P1-P4, each decided from the replicates of this run: P1 and P2 over the
+    ``replicate`` column, P3 and P4 over the corner task's seeds (column ``run``)."""
+    readouts = table[table.experiment != "corner task"]
+    p1, p2 = per_replicate(readouts, _rise), per_replicate(readouts, _loss)
+    flat = _as(_as(readouts, "raw readout", "zero padding 1", "zero padding 0"), "raw readout",
+               "zero padding 2", "zero padding 0")
+    zero, circular = _corner_accuracies(table, "zero"), _corner_accuracies(table, "circular")
+    raw = {p: [spc(readouts, "raw readout", f"zero padding {k}", p) for k in (0, 1, 2)] for p in ("H", "G")}
+    vgg = {p: (spc(readouts, "vgg16 padding", "zero", p), spc(readouts, "vgg16 padding", "none", p))
            for p in ("H", "G")}
-    acc = table[table.experiment == "corner task"].groupby("setting").value
-    mean, lo, hi = acc.mean(), acc.min(), acc.max()
+    acc = lambda v: f"mean {np.mean(v):.3f} (min {min(v):.3f}, max {max(v):.3f}) over {len(v)} seeds"  # noqa: E731
     return [
-        Claim("P1", "Padding gives the raw-image readout position: SPC rises from padding 0 to 1 "
-              "to 2 for H and G.", "H .012 -> .274 -> .397; G -.001 -> .205 -> .380 (Table 4)",
-              "; ".join(f"{p} " + " -> ".join(f"{v:.3f}" for v in s) for p, s in raw.items()),
-              bool(all(s[0] < s[1] < s[2] for s in raw.values()))),
-        Claim("P2", "VGG16 without padding loses much of its position: SPC at least 0.2 below "
-              "VGG16 with padding for H and G.", "H .742 -> .381; G .814 -> .359 (Table 4)",
-              "; ".join(f"{p} {a:.3f} -> {b:.3f}" for p, (a, b) in vgg.items()),
-              bool(all(a - b >= 0.2 for a, b in vgg.values()))),
-        Claim("P3", "One 5x5 convolution with zero padding tells the two corners apart: test "
-              "accuracy at least 95%.", "100% (Kayhan & van Gemert, Fig. 1)",
-              f"mean {mean['zero']:.3f} (min {lo['zero']:.3f}, max {hi['zero']:.3f}) over "
-              f"{cfg.kayhan_seeds} seeds", bool(mean["zero"] >= 0.95)),
-        Claim("P4", "With circular padding on a uniform background it cannot: test accuracy at most "
-              "60%.", "chance, as translation on a torus predicts",
-              f"mean {mean['circular']:.3f} (min {lo['circular']:.3f}, max {hi['circular']:.3f})",
-              bool(mean["circular"] <= 0.60)),
+        tested("P1", "Padding gives the raw-image readout position (\"the padding near the border "
+               "delivers position information\"): SPC rises from padding 0 to 1 to 2 for H and G.",
+               "H .012 -> .274 -> .397; G -.001 -> .205 -> .380 (Table 4)",
+               "means: " + "; ".join(f"{p} " + " -> ".join(f"{v:.3f}" for v in s) for p, s in raw.items()),
+               Rule("smallest SPC step of the raw-image readout, padding 0 -> 1 and 1 -> 2 (H, G)",
+                    "above", 0.0, "the paper's smallest step is .12, so any rise"), p1,
+               per_replicate(flat, _rise)),
+        tested("P2", "VGG16 without padding loses much of its position (\"the VGG16 model without "
+               "zero-padding achieves much lower performance\"): SPC at least 0.2 below VGG16 "
+               "with padding for H and G.", "H .742 -> .381; G .814 -> .359 (Table 4)",
+               "means: " + "; ".join(f"{p} {a:.3f} -> {b:.3f}" for p, (a, b) in vgg.items()),
+               Rule("smallest SPC loss of VGG16 without padding against zero padding (H, G)",
+                    "above", 0.2, "'much': the paper's losses are .36 and .46"), p2,
+               per_replicate(_as(readouts, "vgg16 padding", "none", "zero"), _loss)),
+        tested("P3", "One 5x5 convolution with zero padding tells the two corners apart: test "
+               "accuracy at least 95%.", "100% (Kayhan & van Gemert, Fig. 1)", acc(zero),
+               Rule("test accuracy of the zero-padded corner network, per seed", "above", 0.95,
+                    "'tells apart': near-perfect, as the paper's 100%"), zero, circular),
+        tested("P4", "With circular padding on a uniform background it cannot: test accuracy at "
+               "most 60%.", "chance, as translation on a torus predicts", acc(circular),
+               Rule("test accuracy of the circular-padded corner network, per seed", "below", 0.60,
+                    "chance is 50%"), circular, zero),
     ]
 
 
@@ -239,4 +304,4 @@ def regression_summary(table: pd.DataFrame, claims: Sequence[Claim], cfg: Config
     results = read_back(cfg.results_dir, claims, {"experiment", "setting", "metric"})
     corner = table[table.experiment == "corner task"].groupby("setting").value.mean().round(2)
     return {"rows": len(results), "corner_accuracy": corner.to_dict(),
-            "claims": {c.id: c.holds for c in claims}}
+            "claims": {c.id: c.verdict for c in claims}}

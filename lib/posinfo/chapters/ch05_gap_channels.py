@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 
 from posinfo.book.paper_tables import iccv2021_table1
 from posinfo.book.params import PATH, ChapterSpec, Config, choice, integer, real
-from posinfo.book.results import Claim, read_back
+from posinfo.book.results import Claim, read_back, tested
+from posinfo.book.verdicts import Rule, per_replicate
 from posinfo.cache import Training, cache_root, fingerprint, train_cached
 from posinfo.data import grid_inputs as grid
 from posinfo.data.datasets import dataset_root
@@ -42,15 +43,17 @@ SPEC = ChapterSpec(
         "smoke": _SHARED | dict(source="scenes", cell=8, grid_sizes=[3, 5, 7], width=0.0625,
                                 paddings=list(PAPER_PADDINGS), image_paddings=["zero"],
                                 n_train=96, n_val=48, n_test=48, test_placements=2,
-                                location_epochs=1, image_epochs=1, image_lr=1e-3),
+                                location_epochs=1, image_epochs=1, image_lr=1e-3, replicates=2),
         "default": _SHARED | dict(source="scenes", cell=8, grid_sizes=[3, 5, 7], width=0.125,
                                   paddings=list(PAPER_PADDINGS), image_paddings=["zero"],
                                   n_train=1000, n_val=200, n_test=400, test_placements=3,
-                                  location_epochs=6, image_epochs=10, image_lr=1e-3),
+                                  location_epochs=6, image_epochs=10, image_lr=1e-3,
+                                  replicates=3),
         "paper": _SHARED | dict(source="cifar10", cell=32, grid_sizes=[3, 5, 7], width=1.0,
                                 paddings=list(PAPER_PADDINGS), image_paddings=list(PAPER_PADDINGS),
                                 n_train=45000, n_val=5000, n_test=None, test_placements=5,
-                                location_epochs=20, image_epochs=100, image_lr=1e-2),
+                                location_epochs=20, image_epochs=100, image_lr=1e-2,
+                                replicates=3),
     },
     types={"networks": choice(NETWORKS, is_list=True), "batch_size": integer(1, 4096),
            "location_lr": real(1e-9, 10), "cache_dir": PATH, "source": choice(grid.SOURCES),
@@ -59,7 +62,10 @@ SPEC = ChapterSpec(
            "image_paddings": choice(PADDINGS, is_list=True), "n_train": integer(1),
            "n_val": integer(1), "n_test": integer(1, optional=True),
            "test_placements": integer(1, 1000), "location_epochs": integer(1, 10_000),
-           "image_epochs": integer(1, 10_000), "image_lr": real(1e-9, 10)},
+           "image_epochs": integer(1, 10_000), "image_lr": real(1e-9, 10),
+           "replicates": integer(1, 100, help="an int in [1, 100]: independent replicates (each its "
+                                 "own objects, placements and network trainings) that every claim "
+                                 "is decided from")},
 )
 
 
@@ -271,6 +277,23 @@ def run_all(cfg: Config, data: GridData, progress: bool = True) -> tuple[pd.Data
     return pd.DataFrame(rows), nets
 
 
+def run_replicates(cfg: Config, data: GridData, progress: bool = True
+                   ) -> tuple[pd.DataFrame, dict]:
+    """:func:`run_all` in each of the ``cfg.replicates`` replicates of the run
+    (:meth:`~posinfo.book.params.Config.replicate`; replicate 0 uses ``data``, the others draw
+    their own object pools, placements and initialisations).
+
+    Returns:
+        The tables of all replicates (column ``replicate``) and replicate 0's networks.
+    """
+    table, nets = run_all(cfg, data, progress)
+    tables = [table.assign(replicate=0)]
+    for index in tqdm(range(1, cfg.replicates), desc="replicates", disable=not progress):
+        rcfg = cfg.replicate(index)
+        tables.append(run_all(rcfg, load_pools(rcfg, progress=False), False)[0].assign(replicate=index))
+    return pd.concat(tables, ignore_index=True), nets
+
+
 # --- a look inside GAPNet ---------------------------------------------------------------------
 
 
@@ -352,42 +375,108 @@ def accuracy_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _acc(table: pd.DataFrame, task: str, padding: str, network: str) -> pd.Series:
-    """Mean test accuracy by grid size of one task, padding and network."""
+    """Mean test accuracy by grid size of one task, padding and network (mean over the
+    replicates in ``table``)."""
     sel = table[(table.metric == "test_accuracy") & (table.task == task)
                 & (table.padding == padding) & (table.network == network)]
-    return sel.set_index("grid").value.sort_index()
+    return sel.groupby("grid").value.mean().sort_index()
 
 
 def _pct(series: pd.Series) -> str:
     return ", ".join(f"{n}x{n} {100 * v:.1f}%" for n, v in series.items())
 
 
+IMAGE_CLASSES = 10  # the image task's classes (ten shapes, or CIFAR-10)
+
+
+def _location_floor(table: pd.DataFrame, network: str) -> float:
+    """Lowest location accuracy of ``network`` over the grid sizes and the paper's paddings."""
+    return min(_acc(table, "location", p, network).min() for p in PAPER_PADDINGS)
+
+
+def _fall(table: pd.DataFrame) -> float:
+    """How PermuteNet falls behind GAPNet on location as the grid grows: the smallest growth of
+    GAPNet's lead from one grid size to the next, or PermuteNet's margin below 50% at the largest
+    grid if that is smaller, over the paper's paddings. (A network at chance falls with the grid
+    too, so the fall is measured against GAPNet, not alone.)"""
+    def fall(p: str) -> float:
+        perm = _acc(table, "location", p, "permutenet")
+        lead = _acc(table, "location", p, "gapnet") - perm
+        return min(float(np.diff(lead.values).min()), 0.5 - float(perm.iloc[-1]))
+    return min(fall(p) for p in PAPER_PADDINGS)
+
+
+def _image_gap_room(table: pd.DataFrame, paddings: Sequence[str]) -> float:
+    """Smallest room, over paddings and grid sizes, by which the image-task gap between GAPNet
+    and PermuteNet stays under both 20 points and the location-task gap."""
+    room = []
+    for p in paddings:
+        img = (_acc(table, "image", p, "gapnet") - _acc(table, "image", p, "permutenet")).abs()
+        loc = (_acc(table, "location", p, "gapnet") - _acc(table, "location", p, "permutenet")).abs()
+        room.append(min((0.20 - img).min(), (loc - img).min()))
+    return float(min(room))
+
+
+def _replaced(table: pd.DataFrame, task: str, network: str, value: Any) -> pd.DataFrame:
+    """The table with ``network``'s test accuracies on ``task`` replaced: by a constant, or by
+    another network's (``value`` a network name)."""
+    out = table.copy()
+    rows = (out.task == task) & (out.network == network) & (out.metric == "test_accuracy")
+    if isinstance(value, str):
+        other = table[(table.task == task) & (table.network == value) & (table.metric == "test_accuracy")]
+        key = ["replicate", "padding", "grid"]
+        out.loc[rows, "value"] = out.loc[rows, key].merge(other[key + ["value"]], on=key,
+                                                          how="left").value.to_numpy()
+    else:
+        out.loc[rows, "value"] = value if np.isscalar(value) else value(out.loc[rows])
+    return out
+
+
 def check_claims(table: pd.DataFrame, cfg: Config) -> list[Claim]:
-    """The findings G1-G3, each computed from this run's ``table``."""
+    """The findings G1-G3, each decided from the replicates of this run's ``table`` (column
+    ``replicate``), with controls on null tables: a location-blind GAPNet (chance, 1/n^2), a
+    PermuteNet that keeps position (GAPNet's accuracies), a PermuteNet that learns no class
+    (chance, 1/10)."""
     gap = {p: _acc(table, "location", p, "gapnet") for p in PAPER_PADDINGS}
     perm = {p: _acc(table, "location", p, "permutenet") for p in PAPER_PADDINGS}
-    falls = {p: bool(np.all(np.diff(s.values) < 0) and s.iloc[-1] < 0.5) for p, s in perm.items()}
     diff_loc = {p: (gap[p] - perm[p]).abs() for p in cfg.image_paddings}
     diff_img = {p: (_acc(table, "image", p, "gapnet") - _acc(table, "image", p, "permutenet")).abs()
                 for p in cfg.image_paddings}
+    g1 = per_replicate(table, lambda t: _location_floor(t, "gapnet"))
+    g2 = per_replicate(table, _fall)
+    room = lambda t: _image_gap_room(t, cfg.image_paddings)  # noqa: E731
+    g3 = per_replicate(table, room)
+    blind = _replaced(table, "location", "gapnet", lambda rows: 1.0 / rows.grid.astype(float) ** 2)
     return [
-        Claim("G1", "GAPNet classifies the location almost perfectly: at least 99% for every grid "
-              "size and for zero, reflect and replicate padding.", "100% for 3x3, 5x5, 7x7 and "
-              "all three paddings (Table 1)", "; ".join(f"{p}: {_pct(s)}" for p, s in gap.items()),
-              bool(all((s >= 0.99).all() for s in gap.values()))),
-        Claim("G2", "PermuteNet cannot keep up, and falls as the grid grows: its location accuracy "
-              "decreases from 3x3 to 5x5 to 7x7 and is below 50% at 7x7.",
-              "zero 78.8 -> 37.8 -> 21.4; reflect 78.3 -> 36.3 -> 23.2; replicate 78.3 -> 40.1 -> "
-              "23.6 (Table 1)", "; ".join(f"{p}: {_pct(s)}" for p, s in perm.items()),
-              bool(all(falls.values()))),
-        Claim("G3", "For image classification the two networks stay close: at every grid size the "
-              "gap between GAPNet and PermuteNet is smaller for image classification than for "
-              "location classification.", "image gaps 9.0-17.2 points against location gaps "
-              "21.2-78.6 points (Table 1)",
-              "; ".join(f"{p}: " + ", ".join(f"{n}x{n} {100 * diff_img[p][n]:.1f} vs "
-                                             f"{100 * diff_loc[p][n]:.1f} points"
-                                             for n in diff_loc[p].index) for p in diff_loc),
-              bool(all((diff_img[p] < diff_loc[p]).all() for p in diff_loc))),
+        tested("G1", "GAPNet classifies the location almost perfectly (\"100% accuracy for all "
+               "tested grid sizes\"): at least 99% for every grid size and for zero, reflect and "
+               "replicate padding.", "100% for 3x3, 5x5, 7x7 and "
+               "all three paddings (Table 1)",
+               "means: " + "; ".join(f"{p}: {_pct(s)}" for p, s in gap.items()),
+               Rule("lowest GAPNet location accuracy over grid sizes and paddings", "above", 0.99,
+                    "'almost perfectly': the paper's are all 100%"), g1,
+               per_replicate(blind, lambda t: _location_floor(t, "gapnet"))),
+        tested("G2", "PermuteNet cannot keep up, and falls behind as the grid grows (\"significantly "
+               "degrades ... as the grid size increases\"): GAPNet's lead in location accuracy "
+               "grows from 3x3 to 5x5 to 7x7, and PermuteNet is below 50% at 7x7.",
+               "zero 78.8 -> 37.8 -> 21.4; reflect 78.3 -> 36.3 -> 23.2; replicate 78.3 -> 40.1 -> "
+               "23.6 (Table 1)", "means: " + "; ".join(f"{p}: {_pct(s)}" for p, s in perm.items()),
+               Rule("smallest growth of GAPNet's location lead over PermuteNet from one grid size "
+                    "to the next, or PermuteNet's margin below 50% at the largest grid if smaller, "
+                    "over paddings", "above", 0.0), g2,
+               per_replicate(_replaced(table, "location", "permutenet", "gapnet"), _fall)),
+        tested("G3", "For image classification the two networks stay close (\"PermuteNet can "
+               "achieve classification performance close to GAPNet\"): at every grid size the "
+               "gap between GAPNet and PermuteNet is small (at most 20 points) and smaller than "
+               "for location classification.", "image gaps 9.0-17.2 points against location gaps "
+               "21.2-78.6 points (Table 1)",
+               "means: " + "; ".join(f"{p}: " + ", ".join(f"{n}x{n} {100 * diff_img[p][n]:.1f} vs "
+                                                         f"{100 * diff_loc[p][n]:.1f} points"
+                                                         for n in diff_loc[p].index) for p in diff_loc),
+               Rule("smallest room by which the image gap stays under 20 points and under the "
+                    "location gap, over paddings and grid sizes", "above", 0.0,
+                    "'small': the paper's image gaps are at most 17.2 points"), g3,
+               per_replicate(_replaced(table, "image", "permutenet", 1.0 / IMAGE_CLASSES), room)),
     ]
 
 

@@ -36,7 +36,8 @@ from posinfo.book import plots
 from posinfo.book.paper_tables import ICCV2021_CHANNELS, ICCV2021_FIG4, ICCV2021_FIG6
 from posinfo.book.params import (PATH, ChapterSpec, Config, choice, integer, path, project_root,
                                  real)
-from posinfo.book.results import Claim, decimal, holds_by_id, read_back
+from posinfo.book.results import Claim, decimal, holds_by_id, read_back, tested
+from posinfo.book.verdicts import Rule, per_replicate
 from posinfo.cache import cache_root, cached, fingerprint
 from posinfo.data.datasets import CITYSCAPES_CLASSES, cityscapes_tensors, dataset_root
 from posinfo.data.streets import STREET_CLASSES, STREETS_VERSION, street_scenes
@@ -330,56 +331,101 @@ def nearest_count(table: pd.DataFrame, fraction: float) -> int:
     return int(counts.loc[(counts.fraction - fraction).abs().idxmin(), "n_channels"])
 
 
-def _beats_random(table: pd.DataFrame, ranking: str, counts: list[int],
-                  regions: tuple[str, ...]) -> tuple[bool, str]:
-    """Whether ``ranking``'s top-N gives a lower mIoU than N random channels, on the means over
-    segmenters (and draws), for every N and region; and the numbers as text, with the spread of
-    the random draws' drops (each from its own segmenter's baseline) and in how many segmenters
-    the ranking was below its own random mean."""
-    ok, text = True, []
+def _versus_random(table: pd.DataFrame, ranking: str, counts: list[int],
+                   regions: tuple[str, ...]) -> str:
+    """``ranking``'s top-N against N random channels, in words, for every N and region: the means
+    over segmenters (and draws), the spread of the random draws' drops (each from its own
+    segmenter's baseline) and in how many segmenters the ranking was below its own random mean."""
+    text = []
     for region in regions:
         for n in counts:
             top, rnd = per_run(table, ranking, n, region), per_run(table, "random", n, region)
             draws = table[(table.ranking == "random") & (table.n_channels == n)
                           & (table.region == region)]
-            ok &= top.mean() < rnd.mean()
             text.append(f"{region} N={n}: {top.mean():.1f} vs random {rnd.mean():.1f} (drops' sd "
                         f"{with_drops(table, draws)['drop'].std():.2f}; below in "
                         f"{int((top < rnd).sum())} of {len(top)})")
-    return bool(ok), "; ".join(text)
+    return "; ".join(text)
+
+
+def _lead(table: pd.DataFrame, ranking: str, counts: list[int], regions: tuple[str, ...]) -> float:
+    """Smallest mIoU lead (points) of the mean random draw over ``ranking``'s top-N, over the
+    counts and regions (one segmenter's rows): positive when the ranking hurts more."""
+    return min(float(miou_at(table, "random", n, r).mean() - miou_at(table, ranking, n, r).mean())
+               for r in regions for n in counts)
+
+
+def _random_as(table: pd.DataFrame, rankings: Sequence[str]) -> pd.DataFrame:
+    """The control's null: each of ``rankings`` replaced by the first random draw (a random
+    ranking), compared with the other draws."""
+    rand = table[table.ranking == "random"]
+    rest = table[~table.ranking.isin([*rankings, "random"])]
+    fake = [rand[rand.draw == 0].assign(ranking=r) for r in rankings]
+    return pd.concat([rest, rand[rand.draw > 0], *fake], ignore_index=True)
+
+
+def _region_lead(table: pd.DataFrame, n: int) -> float:
+    """Left-half mIoU with the top-N right-specific channels zeroed minus with the top-N
+    left-specific ones (one segmenter's rows): positive when the left attack hits its half."""
+    return float(miou_at(table, "right", n, "left").mean() - miou_at(table, "left", n, "left").mean())
+
+
+def _by_segmenter(table: pd.DataFrame, effect) -> list[float]:
+    return per_replicate(table, effect, column="run")
 
 
 def check_claims(table: pd.DataFrame, cfg: Config) -> list[Claim]:
-    """The findings R1-R4 of ICCV 2021 Sec. 4.2, each computed from this run's ``table`` (means
-    over its segmenters)."""
+    """The findings R1-R4 of ICCV 2021 Sec. 4.2, each decided from the segmenters of this run
+    (column ``run``; each its own training, ranking, scenes and random draws), with controls in
+    which a random draw stands in for the ranking (R1-R3) or the two region rankings are the
+    same (R4)."""
     counts = [nearest_count(table, 0.05), nearest_count(table, 0.25)]
     base = miou_at(table, "none", 0).mean()
-    r1, t1 = _beats_random(table, "overall", counts, ("all",))
-    r2, t2 = _beats_random(table, "overall", counts, ("left", "centre", "right"))
-    kf = [_beats_random(table, k, counts, ("all",)) for k in ("kernel_flip_1", "kernel_flip_2")]
+    t1 = _versus_random(table, "overall", counts, ("all",))
+    t2 = _versus_random(table, "overall", counts, ("left", "centre", "right"))
+    kf = [_versus_random(table, k, counts, ("all",)) for k in ("kernel_flip_1", "kernel_flip_2")]
     n5 = counts[0]
     left, right = (per_run(table, side, n5, "left") for side in ("left", "right"))
+    regions = ("left", "centre", "right")
+    r1 = lambda t: _lead(t, "overall", counts, ("all",))  # noqa: E731
+    r2 = lambda t: _lead(t, "overall", counts, regions)  # noqa: E731
+    r3 = lambda t: min(_lead(t, k, counts, ("all",)) for k in ("kernel_flip_1", "kernel_flip_2"))  # noqa: E731
+    r4 = lambda t: _region_lead(t, n5)  # noqa: E731
+    same = table[table.ranking != "left"]
+    same = pd.concat([same, table[table.ranking == "right"].assign(ranking="left")])
+    below = "mIoU lead of the mean random draw over the ranked top-N (points)"
     return [
-        Claim("R1", "Zeroing the top-N overall position channels lowers mIoU more than zeroing N "
-              "random channels, for N at about 5% and 25% of the channels.",
-              "74.0 -> 71.9 vs 73.4 (N=100 of 2048); 64.7 vs 70.5 (N=500) (Fig. 4a)",
-              f"baseline {base:.1f}; {t1}", r1),
-        Claim("R2", "The same holds on each of the left, centre and right regions.",
-              "position channels below random in every region (Fig. 4b-d)", t2, r2),
-        Claim("R3", "The kernel-flip rankings also beat random channels (the ranking is not an "
-              "artifact of asymmetric kernels).", "Kernel-Flip* and ** below random (Fig. 4)",
-              f"Kernel-Flip*: {kf[0][1]}; Kernel-Flip**: {kf[1][1]}", kf[0][0] and kf[1][0]),
-        Claim("R4", "The region attack works: zeroing the top-N left-specific channels lowers "
-              "left-half mIoU more than zeroing the top-N right-specific channels (N at about 5%).",
-              "left below right at every N; drops 0.6 vs 0.08 at N=10 (Fig. 6)",
-              f"left half, N={n5}: left channels {left.mean():.1f}, right channels "
-              f"{right.mean():.1f} (baseline {miou_at(table, 'none', 0, 'left').mean():.1f}; "
-              f"left below right in {int((left < right).sum())} of {len(left)})",
-              bool(left.mean() < right.mean())),
+        tested("R1", "Zeroing the top-N overall position channels lowers mIoU more than zeroing N "
+               "random channels (\"a significant reliance on the overall position channels\"), "
+               "for N at about 5% and 25% of the channels.",
+               "74.0 -> 71.9 vs 73.4 (N=100 of 2048); 64.7 vs 70.5 (N=500) (Fig. 4a)",
+               f"baseline {base:.1f}; {t1}",
+               Rule(f"smallest {below}, N at 5% and 25%, whole image", "above", 0.0),
+               _by_segmenter(table, r1), _by_segmenter(_random_as(table, ["overall"]), r1)),
+        tested("R2", "The same holds on each of the left, centre and right regions.",
+               "position channels below random in every region (Fig. 4b-d)", t2,
+               Rule(f"smallest {below}, N at 5% and 25%, each of left, centre and right", "above", 0.0),
+               _by_segmenter(table, r2), _by_segmenter(_random_as(table, ["overall"]), r2)),
+        tested("R3", "The kernel-flip rankings also beat random channels (the ranking is not an "
+               "artifact of asymmetric kernels).", "Kernel-Flip* and ** below random (Fig. 4)",
+               f"Kernel-Flip*: {kf[0]}; Kernel-Flip**: {kf[1]}",
+               Rule(f"smallest {below}, both kernel-flip rankings, N at 5% and 25%", "above", 0.0),
+               _by_segmenter(table, r3),
+               _by_segmenter(_random_as(table, ["kernel_flip_1", "kernel_flip_2"]), r3)),
+        tested("R4", "The region attack works (\"degrade a network's performance in a particular "
+               "part of the input\"): zeroing the top-N left-specific channels lowers left-half "
+               "mIoU more than zeroing the top-N right-specific channels (N at about 5%).",
+               "left below right at every N; drops 0.6 vs 0.08 at N=10 (Fig. 6)",
+               f"left half, N={n5}: left channels {left.mean():.1f}, right channels "
+               f"{right.mean():.1f} (baseline {miou_at(table, 'none', 0, 'left').mean():.1f}; "
+               f"left below right in {int((left < right).sum())} of {len(left)})",
+               Rule(f"left-half mIoU with the right-specific top-N zeroed minus with the "
+                    f"left-specific top-N (points, N={n5})", "above", 0.0),
+               _by_segmenter(table, r4), _by_segmenter(same, r4)),
     ]
 
 
-def prose_numbers(table: pd.DataFrame, claims: list) -> dict[str, str]:
+def prose_numbers(table: pd.DataFrame, claims: list, cfg: Config) -> dict[str, str]:
     """The numbers and verdicts the chapter's "Reading the numbers" quotes, from this run, as glue
     variables (see ``posinfo.book.results.glue_prose``). Drops are in mIoU points from each segmenter's
     own baseline, averaged over the segmenters, listed over the run's shares of the channels."""
@@ -391,7 +437,8 @@ def prose_numbers(table: pd.DataFrame, claims: list) -> dict[str, str]:
     out = holds_by_id(claims)
     out |= {"baseline": f"{miou_at(table, 'none', 0).mean():.1f}", "n5": str(n5),
             "channels": str(round(n5 / attack[attack.n_channels == n5].fraction.iloc[0])),
-            "shares": _listed(shares), "segmenters": str(table.run.nunique())}
+            "shares": _listed(shares), "segmenters": str(table.run.nunique()),
+            "run_seed": str(cfg.seed)}
     out |= {f"drops_{r}": _listed([decimal(v) for v in _drops(table, "attack", r, "all")["drop"]])
             for r in (*ATTACK_RANKINGS, "random")}
     top, rnd = per_run(table, "overall", n5), per_run(table, "random", n5)

@@ -15,7 +15,7 @@ ImageNet or random weights. Features of a source are computed once per run and c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -46,7 +46,10 @@ PROBE_KNOBS: dict[str, Knob] = {
     "weights": choice(("synthetic", "imagenet", "random")), "vgg_width": real(1 / 64, 4),
     "input_norm": choice(INPUT_NORMS), "readout_epochs": integer(1, 10_000),
     "compare_random": FLAG, "least_squares": FLAG, "pretrain_size": integer(16, 1024, by_name=True),
-    "pretrain_images": integer(1), "pretrain_epochs": integer(1, 10_000), "cache_dir": PATH}
+    "pretrain_images": integer(1), "pretrain_epochs": integer(1, 10_000), "cache_dir": PATH,
+    "replicates": integer(1, 100, help="an int in [1, 100]: independent replicates (each its own "
+                          "data draw, encoder training and readout initialisation) that every "
+                          "claim is decided from")}
 RAW = "posenet"  # the readout on the raw image, "PosENet alone" in the paper
 
 
@@ -150,7 +153,7 @@ def pretrain_config(cfg: Config, arch: str) -> PretrainConfig:
         size = size[arch]
     return PretrainConfig(arch=arch, width=cfg.vgg_width if arch.startswith("vgg") else 1.0,
                           image_size=int(size), n_train=cfg.pretrain_images,
-                          epochs=cfg.pretrain_epochs)
+                          epochs=cfg.pretrain_epochs, seed=cfg.seed)
 
 
 def load_sources(cfg: Config, progress: bool = True) -> list[Source]:
@@ -226,6 +229,29 @@ def run_readouts(cfg: Config, data: ProbeData, sources: list[Source], progress: 
                     if test_set == "natural":
                         examples[(source.name, kind, pattern)] = pred[0]
     return ReadoutRun(pd.DataFrame(rows), examples, gallery)
+
+
+def run_replicates(cfg: Config, data: ProbeData, sources: list[Source], progress: bool = True
+                   ) -> ReadoutRun:
+    """:func:`run_readouts` on each of the ``cfg.replicates`` replicates of the run
+    (:meth:`~posinfo.book.params.Config.replicate`): replicate 0 reads ``data`` and ``sources``;
+    each other one draws its own images, trains its own synthetic encoders (or draws its own
+    random weights) and initialises its own readouts. The comparisons beyond the paper that no
+    claim rests on (``compare_random``, ``least_squares``) run in replicate 0 only. Only one
+    replicate's sources are held at a time.
+
+    Returns:
+        The tables of all replicates (column ``replicate``), with replicate 0's example maps.
+    """
+    first = run_readouts(cfg, data, sources, progress)
+    tables = [first.table.assign(replicate=0)]
+    for index in tqdm(range(1, cfg.replicates), desc="replicates", disable=not progress):
+        rcfg = cfg.replicate(index)
+        rcfg = replace(rcfg, knobs={**rcfg.knobs, "compare_random": False, "least_squares": False})
+        run = run_readouts(rcfg, load_data(rcfg, progress=False), load_sources(rcfg, progress=False),
+                           progress=False)
+        tables.append(run.table.assign(replicate=index))
+    return ReadoutRun(pd.concat(tables, ignore_index=True), first.examples, first.gallery)
 
 
 def training_summary(sources: list[Source]) -> pd.DataFrame:
