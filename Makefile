@@ -54,7 +54,7 @@ $(EXECUTED)/book/02_ablations.ipynb $(EXECUTED)/book/03_padding.ipynb: $(EXECUTE
 # unchanged experiment cheap. The chapter's wall time goes to its results folder.
 $(EXECUTED)/book/%.ipynb: book/%.ipynb FORCE
 	@echo "== $< ($(PROFILE) profile, $(THREADS) threads)"
-	@mkdir -p $(RESULTS)/$*
+	@mkdir -p $(RESULTS)/$* $(dir $@)
 	@start=$$(date +%s); \
 	OMP_NUM_THREADS=$(THREADS) MKL_NUM_THREADS=$(THREADS) $(BIN)/papermill $< $@ -k python3 --cwd book \
 	  --no-progress-bar -p profile $(PROFILE) -p seed $(SEED) -p out_dir $(RESULTS) $(PAPERMILL_EXTRA) >$(RESULTS)/$*/papermill.log 2>&1 \

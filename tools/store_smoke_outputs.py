@@ -22,6 +22,7 @@ def store(path: Path) -> None:
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+    nb.metadata.pop("widgets", None)  # progress bars' widget state: large, and nothing to compare
     nbformat.write(nb, path)
     print(f"stored outputs of {path}")
 

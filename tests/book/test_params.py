@@ -67,6 +67,9 @@ def test_device_and_spec_validation():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             resolve_device("cuda")
+        with pytest.raises(ValueError, match="paper profile is sized for a GPU.*device='cpu'"):
+            resolve_device("auto", "paper")  # no silent fallback to the CPU
+        assert resolve_device("cpu", "paper") == torch.device("cpu")
     with pytest.raises(ValueError, match="same knobs"):
         ChapterSpec("x", {"smoke": {"a": 1}, "default": {"b": 1}, "paper": {"a": 1}})
     with pytest.raises(ValueError, match="without a declared type"):

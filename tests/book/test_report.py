@@ -79,7 +79,9 @@ def test_chapter_runs_and_appendix(results: Path) -> None:
     runs = report.chapter_runs(results, {"01_a": "1. A", "02_b": "2. B"})
     assert runs.wall_minutes.iloc[0] == pytest.approx(1.5) and pd.isna(runs.wall_minutes.iloc[1])
     page = report.appendix_markdown(runs, {"torch": "2.0"}, {"CPU cores": "2"}, built="today")
-    assert "| 1. A | default | 0 | 1.5 min |" in page and "not timed" in page
+    threads, code = runs.threads.iloc[0], runs.code.iloc[0]
+    assert threads >= 1 and code  # from the manifest
+    assert f"| 1. A | default | 0 | {threads} | {code} | 1.5 min |" in page and "not timed" in page
     assert "| torch | 2.0 |" in page and "| CPU cores | 2 |" in page
 
 

@@ -129,3 +129,11 @@ def test_no_claim_holds_on_null_inputs(tmp_path):
     assert {c.id for c in ablations.check_claims(run, cfg) if c.holds} == {"A3"}
     run = fake_run(cfg, lambda e, s, r, p: 0.8, content_boost=0.0)
     assert "A3" not in {c.id for c in ablations.check_claims(run, cfg) if c.holds}
+
+
+def test_random_weight_sources_do_not_replace_the_studied_encoders(tmp_path):
+    from posinfo.probe.probing import RawImage, Source
+    cfg = config(tmp_path, compare_random=True)
+    trained, random = (Source("vgg16_bn", w, torch.nn.Identity()) for w in ("synthetic", "random"))
+    chosen = ablations.studied_sources([Source(RAW, "none", RawImage()), trained, random], cfg)
+    assert chosen["vgg16_bn"] is trained and set(chosen) == {RAW, "vgg16_bn"}

@@ -227,7 +227,9 @@ def test_prose_numbers_follow_the_table(tmp_path):
     assert [words[k] for k in ("t1", "t2", "t3")] == ["holds", "holds", "holds"]
     assert (words["f_zero"], words["f_none"], words["mae_none"]) == (".80", ".40", ".300")
     assert (words["miou_zero"], words["classifier_accuracy"]) == ("30", "92%")
-    assert words["mae_interior_none"] == ".120" and words["where_cost"].startswith("the interior")
+    assert words["mae_interior_none"] == ".120" and words["where_cost"].startswith("the interior's error rose more")
+    assert pit._where_cost(-0.1, -0.2).startswith("removing the padding did not raise")
+    assert pit._where_cost(0.3, 0.1).startswith("the border band's error rose more")
     assert words["spc_G_untrained"] == ".96"
     assert words["training_effect"] == "every task lowered what the readout finds"
     words = pit.prose_numbers(table, claims, {})

@@ -26,6 +26,7 @@ def test_settings_cover_tasks_paddings_grids_and_networks(tmp_path):
     (dict(grid_sizes=[5, 3]), "increasing"),
     (dict(networks=["gapnet"]), "both networks"),
     (dict(paddings=["zero", "reflect", "replicate", "none"]), "nothing for GAPNet"),
+    (dict(source="cifar10", cell=16), "cell must be 32 with source='cifar10'"),
 ])
 def test_bad_runs_fail_before_any_work(tmp_path, knobs, message):
     with pytest.raises(ValueError, match=message):
@@ -37,7 +38,7 @@ def test_unknown_choices_and_missing_cifar_are_errors(tmp_path):
         _cfg(tmp_path, paddings=["zero", "mirror"])
     from posinfo.data.datasets import DatasetNotFoundError
     with pytest.raises(DatasetNotFoundError):
-        gc.validate(_cfg(tmp_path, source="cifar10", data_root=str(tmp_path)))
+        gc.validate(_cfg(tmp_path, source="cifar10", cell=32, data_root=str(tmp_path)))
 
 
 def _tiny(tmp_path):
@@ -112,7 +113,7 @@ def test_no_claim_holds_on_null_inputs(tmp_path):
 
 def test_training_length_note_follows_the_best_epochs():
     levelled = gc._training_length_note([9, 9, 6], 10, 64)
-    assert levelled.startswith("PermuteNet's best validation epochs were 9, 9, 6 of 10: none was")
+    assert levelled.startswith("PermuteNet's best validation epochs were 9, 9, 6 of 10: these runs peaked")
     assert "still learning" not in levelled and "64 pooled channels" in levelled
     learning = gc._training_length_note([10, 7], 10, 64)
     assert learning.startswith("In 1 of 2 runs PermuteNet's best validation epoch was its last (10)")

@@ -251,11 +251,16 @@ def _check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
         raise ValueError(f"unknown value {bad[0]!r} for parameter {name!r}; choose from {list(allowed)}")
 
 
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` picks CUDA when available; ``"cuda"`` without a GPU is an error."""
+def resolve_device(device: str, profile: str = "default") -> torch.device:
+    """``"auto"`` picks CUDA when available; ``"cuda"`` without a GPU is an error, and so is the
+    ``paper`` profile (sized for a GPU) with ``"auto"`` on a machine without one: it runs on the
+    CPU only when asked for with ``device="cpu"``."""
     _check_choice("device", device, DEVICES)
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was asked for but no CUDA device is available")
+    if device == "auto" and profile == "paper" and not torch.cuda.is_available():
+        raise ValueError("the paper profile is sized for a GPU and none is available; pass "
+                         "device='cpu' (papermill: -p device cpu) to run it on the CPU anyway")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":  # the same seed gives the same numbers on a GPU too
@@ -302,7 +307,7 @@ def resolve(spec: ChapterSpec, namespace: Mapping[str, Any]) -> Config:
         chapter=spec.chapter,
         profile=given["profile"],
         seed=given["seed"],
-        device=resolve_device(given["device"]),
+        device=resolve_device(given["device"], given["profile"]),
         data_root=under_root(given["data_root"]),
         out_dir=under_root(given["out_dir"]),
         knobs=knobs,

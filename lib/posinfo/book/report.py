@@ -56,12 +56,12 @@ def read_claims(results_root: str | Path) -> pd.DataFrame:
 
 
 def _run_of(folder: Path) -> dict:
-    """The profile and seed recorded in a chapter's ``results.csv``."""
-    csv = folder / "results.csv"
-    if not csv.exists():
-        return dict(profile=None, seed=None)
-    first = pd.read_csv(csv, usecols=["profile", "seed"], nrows=1)
-    return dict(profile=str(first.profile.iloc[0]), seed=int(first.seed.iloc[0]))
+    """The profile, seed, torch threads and code version of a chapter's run, from its
+    ``manifest.json`` (checked against the files it seals); all ``None`` if it was not run."""
+    if not (folder / "manifest.json").exists():
+        return dict(profile=None, seed=None, threads=None, code=None)
+    manifest = check_manifest(folder)
+    return {k: manifest.get(k) for k in ("profile", "seed", "threads", "code")}
 
 
 def _cell(text: object) -> str:
@@ -153,7 +153,8 @@ def _chapter_table(claims: pd.DataFrame, profiles: Sequence[str]) -> list[str]:
 
 
 def chapter_runs(results_root: str | Path, titles: Mapping[str, str]) -> pd.DataFrame:
-    """Per chapter: title, profile, seed and wall time (``wall_seconds.txt``; NaN if not timed)."""
+    """Per chapter: title, profile, seed, threads and code version (its ``manifest.json``) and
+    wall time (``wall_seconds.txt``; NaN if not timed)."""
     rows = []
     for chapter, title in titles.items():
         folder = Path(results_root) / chapter
@@ -201,11 +202,13 @@ def _minutes(value: float) -> str:
 def appendix_markdown(runs: pd.DataFrame, versions: Mapping[str, str], machine: Mapping[str, str],
                       built: str) -> str:
     """The reproducibility appendix: how this build was made, to rerun it exactly."""
-    chapters = runs.assign(wall=runs.wall_minutes.map(_minutes))[["title", "profile", "seed", "wall"]]
+    chapters = runs.assign(wall=runs.wall_minutes.map(_minutes))[
+        ["title", "profile", "seed", "threads", "code", "wall"]]
     total = runs.wall_minutes.sum(min_count=1)
     lines = ["# Reproducibility", "", f"This book was built on {built}. Each chapter ran through",
-             "papermill with the profile and seed below; rerunning `make book` with the same",
-             "versions gives the same checked numbers (see each chapter's `claims.json`).", "",
+             "papermill with the profile, seed and torch threads below (from each chapter's",
+             "`manifest.json`; `code` is the library's git commit); rerunning `make book` with the",
+             "same versions gives the same checked numbers (see each chapter's `claims.json`).", "",
              "## Chapters", ""] + _table(chapters.rename(columns={"wall": "wall time"}))
     lines += ["", f"Sum of the chapters' wall times: {_minutes(total)} (chapters run in parallel,",
               "so the build itself can take less).", "", "## Machine", ""]

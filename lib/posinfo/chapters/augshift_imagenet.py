@@ -20,11 +20,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2 as T
+from torch import Tensor, nn
 from torchvision.datasets import ImageFolder
 
 from posinfo.data.datasets import DatasetNotFoundError
 from posinfo.metrics.shift import consistency
-from posinfo.models.augshift import MODELS, NetSpec, TrainSpec, augshift_loss, build_classifier
+from posinfo.models.augshift import (MODELS, Classifier, NetSpec, TrainSpec, augshift_loss,
+                                    build_classifier)
 
 _LAUNCHER_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
@@ -77,18 +79,49 @@ def _loaders(args: argparse.Namespace):
     return loader, sampler, val
 
 
+class WithFeatures(nn.Module):
+    """A classifier whose forward returns its logits and pooled features, so that everything the
+    AugShift loss uses passes through one call of the module DistributedDataParallel wraps (a
+    call to ``model.module.features`` would bypass DDP, and the ranks' gradients would never be
+    averaged)."""
+
+    def __init__(self, classifier: Classifier) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Images ``[B, 3, H, W]`` to logits ``[B, K]`` and pooled features ``[B, D]``."""
+        z = self.classifier.features(x)
+        return self.classifier.head(z), z
+
+
+def train_step(model: nn.Module, batch: tuple, opt: torch.optim.Optimizer, spec: TrainSpec,
+               device: torch.device) -> float:
+    """One step of DDP training on ``((x1, x2), y)``, two random crops ``[B, 3, H, W]`` of each
+    image and the labels ``[B]``; ``model`` is DDP around :class:`WithFeatures`. AugShift's two
+    views go through one forward call (one batch of ``2B``), so DDP syncs every gradient.
+
+    Returns:
+        The loss.
+    """
+    (x1, x2), y = batch
+    x1, x2, y = x1.to(device), x2.to(device), y.to(device)
+    if spec.method == "standard":
+        loss = F.cross_entropy(model(x1)[0], y)
+    else:
+        logits, z = model(torch.cat([x1, x2]))
+        (l1, l2), (z1, z2) = logits.chunk(2), z.chunk(2)
+        loss, _ = augshift_loss(l1, l2, z1, z2, y, spec.lam)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
 def _epoch(model, loader, opt, spec: TrainSpec, device: torch.device) -> None:
     """One epoch of DDP training; each item holds two random crops of one image."""
-    for (x1, x2), y in loader:
-        x1, x2, y = x1.to(device), x2.to(device), y.to(device)
-        if spec.method == "standard":
-            loss = F.cross_entropy(model(x1), y)
-        else:
-            z1, z2 = model.module.features(x1), model.module.features(x2)
-            loss, _ = augshift_loss(model.module.head(z1), model.module.head(z2), z1, z2, y, spec.lam)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    for batch in loader:
+        train_step(model, batch, opt, spec, device)
 
 
 def _evaluate(model, val, args: argparse.Namespace, device: torch.device) -> dict:
@@ -113,8 +146,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     torch.cuda.set_device(device)
     arch, method = MODELS[args.model]
-    model = build_classifier(NetSpec(arch, 1000, 1.0, "imagenet"), seed=args.seed).to(device)
-    model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
+    net = build_classifier(NetSpec(arch, 1000, 1.0, "imagenet"), seed=args.seed).to(device)
+    model = torch.nn.parallel.DistributedDataParallel(WithFeatures(net), device_ids=[device.index])
     spec = TrainSpec(method, args.lam, args.epochs, args.batch_size, args.lr)
     loader, sampler, val = _loaders(args)
     opt = torch.optim.SGD(model.parameters(), args.lr, momentum=0.9, weight_decay=1e-4)
@@ -124,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         _epoch(model, loader, opt, spec, device)
         sched.step()
     if torch.distributed.get_rank() == 0:
-        args.out.write_text(json.dumps(_evaluate(model.module.eval(), val, args, device), indent=2))
+        args.out.write_text(json.dumps(_evaluate(net.eval(), val, args, device), indent=2))
     torch.distributed.destroy_process_group()
 
 

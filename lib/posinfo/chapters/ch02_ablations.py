@@ -166,6 +166,13 @@ def run(cfg: Config, data: ProbeData, sources: list[Source],
                        first.natural_masks)
 
 
+def studied_sources(sources: list[Source], cfg: Config) -> dict[str, Source]:
+    """The raw image and each encoder with the run's weights, by encoder name (sources with
+    other weights, such as ``compare_random``'s, are left out rather than let them replace the
+    encoders the chapter studies)."""
+    return {s.encoder: s for s in sources if s.weights in ("none", cfg.weights)}
+
+
 def run_one(cfg: Config, data: ProbeData, sources: list[Source],
             progress: bool = True) -> AblationRun:
     """All readouts of one replicate, each configuration trained once and scored on natural
@@ -174,7 +181,7 @@ def run_one(cfg: Config, data: ProbeData, sources: list[Source],
     Features come from the same disk cache as chapter 1's (same encoder, images and grid: the
     same key), so after chapter 1 no encoder runs again.
     """
-    by_name = {s.encoder: s for s in sources}
+    by_name = studied_sources(sources, cfg)
     vgg = next(e for e in cfg.encoders if e.startswith("vgg"))
     cache = FeatureCache(cache_root(cfg) / "features", device=cfg.device, keep_in_memory=False)
     todo = plan(cfg, vgg)
@@ -344,14 +351,15 @@ def check_claims(run: AblationRun, cfg: Config) -> list[Claim]:
     stages = {p: [spc_of(t, "stage", vgg, p, stage=f"f{i}") for i in range(1, 6)] for p in ("H", "G")}
     rho = {p: stats.spearmanr(range(5), s).statistic for p, s in stages.items()}
     return [
-        tested("A1", f"More readout layers help {vgg} (\"increasing the number of layers ... "
-               "improves the performance\"): SPC with "
+        tested("A1", f"More readout layers help {vgg} (\"Applying more layers in the PosENet can "
+               "improve the readout of position information\"): SPC with "
                f"{max(cfg.depths)} layers above 1 layer for H and G.", "H .742 -> .830, G .814 -> .835",
                f"lowest gain per replicate: {_spread(eff['A1'])}",
                Rule(f"lowest SPC gain of {max(cfg.depths)} readout layers over 1 (H, G)", "above",
                     0.0, "the paper's smallest gain is .02, so any gain"), eff["A1"],
                per_replicate(t, lambda t: a1(t, dict(layers=1)))),
-        tested("A2", f"Larger kernels help {vgg}: SPC with 7x7 above 1x1 for H, G and HS.",
+        tested("A2", f"Larger kernels help {vgg} (\"the larger kernel sizes are likely to capture "
+               "more position information\"): SPC with 7x7 above 1x1 for H, G and HS.",
                "H .542 -> .828, G .724 -> .816, HS .317 -> .487",
                f"lowest gain per replicate: {_spread(eff['A2'])}",
                Rule("lowest SPC gain of the 7x7 readout over the 1x1 (H, G, HS)", "above", 0.05,
@@ -362,8 +370,9 @@ def check_claims(run: AblationRun, cfg: Config) -> list[Claim]:
                Rule("highest raw-image SPC over depths, kernels and patterns", "below", 0.2,
                     "as E1: the paper's highest is .126"), eff["A3"],
                per_replicate(_raw_perfect(t), raw_max)),
-        tested("A4", f"Deeper {vgg} stages hold more position: SPC of f5 at least 0.2 above f1 for H "
-               "and G.", "H .101 -> .657, G .241 -> .693, monotone",
+        tested("A4", f"Deeper {vgg} stages hold more position (\"the deeper feature contains more "
+               "position information\"): SPC of f5 at least 0.2 above f1 for H and G.",
+               "H .101 -> .657, G .241 -> .693, monotone",
                "mean SPC f1..f5: " + "; ".join(f"{p}: " + ", ".join(f"{v:.3f}" for v in s)
                                                + f" (rank correlation with depth {rho[p]:.2f})"
                                                for p, s in stages.items()),
@@ -376,16 +385,18 @@ def check_claims(run: AblationRun, cfg: Config) -> list[Claim]:
                Rule("lowest SPC lead of all stages over the best single stage (H, G)", "above",
                     0.0, "the paper's leads are .09 and .12, so any lead"), eff["A5"],
                per_replicate(t, lambda t: _stage_lead(_with_stage(t, "all", "f5"), vgg, "all"))),
-        tested("A6", "The raw-image readout's content loss is largest near the corners, more so "
-               "than for a position-blind readout (corner/centre loss ratio above the blind map's).",
+        tested("A6", "The raw-image readout's content loss is largest near the corners (\"the "
+               "heatmaps of PosENet have larger content loss around the corners\"), more so than "
+               "for a position-blind readout (corner/centre loss ratio above the blind map's).",
                "Fig. 7: loss concentrated at the corners",
                f"corner/centre ratio {content_stat(t, raw, 'corners') / content_stat(t, raw, 'centre'):.3f}"
                f" against {content_stat(t, BLIND, 'corners') / content_stat(t, BLIND, 'centre'):.3f} for "
                "the blind map (means)", Rule("raw-image corner/centre loss ratio minus the "
                                             "position-blind map's", "above", 0.0), eff["A6"],
                per_replicate(_with_source(t, raw, BLIND), lambda t: _corner_excess(t, raw))),
-        tested("A7", f"For {vgg} and {res} the content loss follows the content: higher inside "
-               "object masks than on the background (at the same pixel locations).",
+        tested("A7", f"For {vgg} and {res} the content loss follows the content (\"the loss maps of "
+               "VGG and ResNet correlate more with the semantic content\"): higher inside object "
+               "masks than on the background (at the same pixel locations).",
                "Fig. 7: loss follows the salient objects",
                "; ".join(f"{e}: inside {content_stat(t, e, 'inside'):.3f}, background "
                          f"{content_stat(t, e, 'background'):.3f}, matched difference "

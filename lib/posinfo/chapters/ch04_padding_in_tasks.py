@@ -525,12 +525,20 @@ def _border_prose(table: pd.DataFrame, test_set: str) -> dict[str, str]:
     out = {f"mae_{r}_{pad}": decimal(v[f"mae_{r}", pad], 3)
            for r in ("border", "interior") for pad in ("zero", "none")}
     rise = {r: v[f"mae_{r}", "none"] - v[f"mae_{r}", "zero"] for r in ("border", "interior")}
-    out["where_cost"] = (
-        "the interior loses more than the border band, so the cost is not confined to the border: "
-        "the unpadded network's stretched maps put every stage's content in the wrong place, not "
-        "only near the edge" if rise["interior"] > rise["border"] else
-        "the border band loses more than the interior, so most of the cost sits near the edge")
+    out["where_cost"] = _where_cost(rise["border"], rise["interior"])
     return out
+
+
+def _where_cost(border: float, interior: float) -> str:
+    """Where removing the padding raised the saliency MAE (``border``, ``interior``: the rises),
+    in words that follow the signs."""
+    if border <= 0 and interior <= 0:
+        return "removing the padding did not raise the error in either region"
+    if interior > border:
+        return ("the interior's error rose more than the border band's, so the cost is not "
+                "confined to the border (consistent with the unpadded network's stretched maps "
+                "putting every stage's content in the wrong place, not only near the edge)")
+    return "the border band's error rose more than the interior's, so most of the cost sits near the edge"
 
 
 def _probe_prose(spc: pd.DataFrame) -> dict[str, str]:

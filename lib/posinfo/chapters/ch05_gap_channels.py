@@ -36,6 +36,7 @@ from posinfo.models.gap_networks import NETWORKS, build_network
 
 CACHE_VERSION = 1
 PAPER_PADDINGS = ("zero", "reflect", "replicate")
+CIFAR_SIZE = 32  # a CIFAR-10 image fills one cell of the grid at its own size
 _SHARED = dict(networks=list(NETWORKS), batch_size=48, location_lr=1e-3, cache_dir=None)
 SPEC = ChapterSpec(
     chapter="05_gap_channels",
@@ -89,6 +90,9 @@ def validate(cfg: Config) -> None:
             raise ValueError(f"with padding {mode!r} a {cfg.grid_sizes[0]}x{cfg.grid_sizes[0]} grid "
                              f"of {cfg.cell} px cells leaves nothing for GAPNet's 3x3 head "
                              "(the maps shrink without padding); use larger cells or drop it")
+    if cfg.source == "cifar10" and cfg.cell != CIFAR_SIZE:
+        raise ValueError(f"CIFAR-10 images are {CIFAR_SIZE} px and fill one cell unscaled, as in the "
+                         f"paper: cell must be {CIFAR_SIZE} with source='cifar10'; got cell={cfg.cell}")
     if cfg.source == "cifar10":
         dataset_root("cifar10", cfg.data_root)
 
@@ -534,7 +538,7 @@ def image_gap_note(table: pd.DataFrame, cfg: Config):
     best = table[(table.task == "image") & (table.network == "permutenet") & (table.metric == "best_epoch")]
     span = lambda v, unit: f"{v.min():.1f}{unit} to {v.max():.1f}{unit}"  # noqa: E731
     return Markdown(
-        f"Image task: GAPNet minus PermuteNet is {span(ours.gap, '')} points here, against "
+        f"Image task: the gap between GAPNet and PermuteNet is {span(ours.gap, '')} points here, against "
         f"{span(paper.gap, '')} in the paper; PermuteNet reaches {span(ours.permutenet, '%')} "
         f"(paper {span(paper.permutenet, '%')}). "
         + _training_length_note(best.value.astype(int).tolist(), cfg.image_epochs, pooled_channels(cfg)))
@@ -548,17 +552,17 @@ def _image_task(acc: pd.DataFrame) -> pd.DataFrame:
 
 
 def _training_length_note(best_epochs: list[int], epochs: int, channels: int) -> str:
-    """Whether the PermuteNets were still improving at their last epoch, and why their image
-    accuracy is low, in words."""
+    """Whether the PermuteNets were still improving at their last epoch, in words, and what
+    limits an order-free classifier."""
     late = sum(b == epochs for b in best_epochs)
     head = (f"In {late} of {len(best_epochs)} runs PermuteNet's best validation epoch was its last "
             f"({epochs}): it was still learning when training stopped. " if late else
             f"PermuteNet's best validation epochs were {', '.join(map(str, best_epochs))} of {epochs}: "
-            "none was the last, so these runs had levelled off under this schedule. ")
+            "these runs peaked before their last epoch. ")
     return head + (f"Its classifier only sees order-free summaries of the {channels} pooled "
-                   "channels, so it must learn to spread the class over many channels; a network "
-                   "this narrow and this briefly trained does that much less well than the paper's "
-                   "512 channels over 100 epochs.")
+                   "channels, so it must learn to spread the class over many channels, which "
+                   "takes more channels and training the narrower and shorter-trained the network "
+                   "is (the paper's has 512 channels and 100 epochs).")
 
 
 def pooled_channels(cfg: Config) -> int:

@@ -396,8 +396,9 @@ def check_claims(table: pd.DataFrame, cfg: Config) -> list[Claim]:
     below = "mIoU lead of the mean random draw over the ranked top-N (points)"
     return [
         tested("R1", "Zeroing the top-N overall position channels lowers mIoU more than zeroing N "
-               "random channels (\"a significant reliance on the overall position channels\"), "
-               "for N at about 5% and 25% of the channels.",
+               "random channels (\"impairs the network's recognition ability more severely "
+               "compared to the removal of the same number of random channels\"), for N at about "
+               "5% and 25% of the channels.",
                "74.0 -> 71.9 vs 73.4 (N=100 of 2048); 64.7 vs 70.5 (N=500) (Fig. 4a)",
                f"baseline {base:.1f}; {t1}",
                Rule(f"smallest {below}, N at 5% and 25%, whole image", "above", 0.0),
@@ -406,15 +407,17 @@ def check_claims(table: pd.DataFrame, cfg: Config) -> list[Claim]:
                "position channels below random in every region (Fig. 4b-d)", t2,
                Rule(f"smallest {below}, N at 5% and 25%, each of left, centre and right", "above", 0.0),
                _by_segmenter(table, r2), _by_segmenter(_random_as(table, ["overall"]), r2)),
-        tested("R3", "The kernel-flip rankings also beat random channels (the ranking is not an "
-               "artifact of asymmetric kernels).", "Kernel-Flip* and ** below random (Fig. 4)",
+        tested("R3", "The kernel-flip rankings also beat random channels (\"removing these neurons "
+               "degrades the performance more severely than removing random ones\"): the ranking "
+               "is not an artifact of asymmetric kernels.", "Kernel-Flip* and ** below random (Fig. 4)",
                f"Kernel-Flip*: {kf[0]}; Kernel-Flip**: {kf[1]}",
                Rule(f"smallest {below}, both kernel-flip rankings, N at 5% and 25%", "above", 0.0),
                _by_segmenter(table, r3),
                _by_segmenter(_random_as(table, ["kernel_flip_1", "kernel_flip_2"]), r3)),
-        tested("R4", "The region attack works (\"degrade a network's performance in a particular "
-               "part of the input\"): zeroing the top-N left-specific channels lowers left-half "
-               "mIoU more than zeroing the top-N right-specific channels (N at about 5%).",
+        tested("R4", "The region attack works (removing the left-specific channels \"impairs the "
+               "network's recognition ability more severely compared to the corresponding removal "
+               "of ... right-specific channels\"): zeroing the top-N left-specific channels lowers "
+               "left-half mIoU more than zeroing the top-N right-specific ones (N at about 5%).",
                "left below right at every N; drops 0.6 vs 0.08 at N=10 (Fig. 6)",
                f"left half, N={n5}: left channels {left.mean():.1f}, right channels "
                f"{right.mean():.1f} (baseline {miou_at(table, 'none', 0, 'left').mean():.1f}; "
