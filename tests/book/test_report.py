@@ -117,3 +117,11 @@ def test_verdict_agreement_of_two_builds(tmp_path: Path) -> None:
     assert table.agree.tolist() == ["yes", "inconclusive on one side", "NO"]
     page = report.agreement_markdown(report.read_claims(first), report.read_claims(second))
     assert "1 of 3 claims agree; 1 are inconclusive in one build only; 1 hold in one build" in page
+
+
+def test_verdict_agreement_names_claims_run_in_one_build_only(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    _chapter(first, "01_a", "default", [_claim("A1", True), _claim("A2", True)])
+    _chapter(second, "01_a", "default", [_claim("A1", True)])
+    table = report.verdict_agreement(report.read_claims(first), report.read_claims(second))
+    assert table.agree.tolist() == ["yes", "not run in one build"]

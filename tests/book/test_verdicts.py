@@ -59,3 +59,11 @@ def test_per_replicate_splits_by_the_column():
     assert per_replicate(table, lambda t: t.value.sum()) == [3.0, 8.0]
     with pytest.raises(ValueError, match="no column 'run'"):
         per_replicate(table, len, column="run")
+
+
+def test_one_replicate_is_never_decided_and_rounding_noise_never_decides():
+    rule = Rule("e", "above", 0.0)
+    assert judge([5.0], rule).verdict == "inconclusive" and judge([5.0], rule).n == 1
+    noise = [6e-11, 2.2e-10, 1.1e-10]  # a difference that is zero in exact arithmetic
+    assert judge(noise, rule).verdict == "inconclusive"
+    assert judge([1e-3, 2e-3, 1.5e-3], rule).verdict == "holds"  # a real, small effect still counts

@@ -123,3 +123,15 @@ def test_test_set_note_says_what_the_natural_test_set_held():
     assert existence.test_set_note(own).data.startswith(
         "**Natural test images:** 3 from /photos, 100-640 px wide and 200-480 px high on disk "
         "(median 300 x 300), each resized to 32 px square")
+
+
+def test_e6_measures_the_lead_over_a_constant_map_too(tmp_path):
+    """A raw-image readout worse than a constant map must not make the encoders look good: the
+    lead is taken over the better of the two (a constant H map has MAE .25 at any size)."""
+    cfg = config(tmp_path)
+    size = cfg.image_size
+    assert existence.blind_mae("H", size) == pytest.approx(0.25, abs=0.01)
+    table = fake_table(PAPER_LIKE, {RAW: 0.60, "vgg16_bn": 0.24, "resnet18": 0.24})
+    e6 = {c.id: c for c in existence.check_claims(table, cfg)}["E6"]
+    assert e6.verdict == "fails"  # .36 below the raw readout, but not .02 below a constant map
+    assert e6.effect < 0.02 and e6.control != "holds"

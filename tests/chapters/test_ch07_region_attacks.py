@@ -105,12 +105,15 @@ def _attack_rows(run: int, base: float, overall: float, kf2: float, left_left: f
 
 
 def test_claims_read_the_table():
-    table = pd.DataFrame(_attack_rows(0, base=50, overall=40, kf2=50.5, left_left=30))
+    table = pd.DataFrame(_attack_rows(0, base=50, overall=40, kf2=50.5, left_left=30)
+                         + _attack_rows(1, base=60, overall=50, kf2=60.5, left_left=40))
     claims = ra.check_claims(table, None)
-    # kernel_flip_2 (50.5) is not below the random mean (50); one segmenter: n = 1
+    # kernel_flip_2 (base + 0.5) is not below the random mean (base), in both segmenters
     assert {c.id: c.verdict for c in claims} == {"R1": "holds", "R2": "holds", "R3": "fails",
                                                  "R4": "holds"}
-    assert all(c.n == 1 and c.control != "holds" for c in claims)
+    assert all(c.n == 2 and c.control != "holds" for c in claims)
+    one = ra.check_claims(table[table.run == 0], None)  # one segmenter decides nothing
+    assert {c.verdict for c in one} == {"inconclusive"} and {c.n for c in one} == {1}
 
 
 def test_claims_compare_means_over_segmenters_and_count_them():

@@ -238,7 +238,8 @@ def benchmark_markdown(bench: Mapping[str, object] | None, runs: pd.DataFrame) -
 def verdict_agreement(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
     """Two builds' claims side by side (rows of :func:`read_claims`, e.g. two seeds), and whether
     their verdicts agree: ``"yes"``, ``"inconclusive on one side"`` (a claim decided in one build
-    and undecided in the other), or ``"NO"`` (one holds where the other fails).
+    and undecided in the other), ``"NO"`` (one holds where the other fails), or ``"not run in one
+    build"``.
 
     Returns:
         One row per (chapter, id) in either build: verdict, effect, interval and control of
@@ -251,9 +252,17 @@ def verdict_agreement(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame
         return out.add_suffix(f" ({label}: seed {seed})")
     both = side(first, "first").join(side(second, "second"), how="outer")
     verdicts = both.filter(like="verdict").fillna("not run").to_numpy()
-    both["agree"] = ["yes" if a == b else "inconclusive on one side" if "inconclusive" in (a, b)
-                     else "NO" for a, b in verdicts]
+    both["agree"] = [_agree(a, b) for a, b in verdicts]
     return both
+
+
+def _agree(first: str, second: str) -> str:
+    """Whether two verdicts of one claim agree (see :func:`verdict_agreement`)."""
+    if "not run" in (first, second):
+        return "not run in one build"
+    if first == second:
+        return "yes"
+    return "inconclusive on one side" if "inconclusive" in (first, second) else "NO"
 
 
 def agreement_markdown(first: pd.DataFrame, second: pd.DataFrame) -> str:
@@ -263,5 +272,5 @@ def agreement_markdown(first: pd.DataFrame, second: pd.DataFrame) -> str:
     lines = ["# Verdicts of two builds", "",
              f"{counts.get('yes', 0)} of {len(table)} claims agree; {counts.get('inconclusive on one side', 0)} "
              f"are inconclusive in one build only; {counts.get('NO', 0)} hold in one build and fail "
-             "in the other.", ""]
+             f"in the other; {counts.get('not run in one build', 0)} were run in one build only.", ""]
     return "\n".join(lines + _table(table.reset_index())) + "\n"

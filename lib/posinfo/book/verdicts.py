@@ -11,8 +11,8 @@ replicate (for a paired design, the per-replicate differences), forms a two-side
 - ``inconclusive``: it straddles the margin (or touches it).
 
 A t interval is used rather than a bootstrap because the book's replicates are few (3 to 10),
-where a bootstrap interval is too narrow. An effect that does not vary between replicates (one
-replicate of something deterministic, or identical values) has a zero-width interval.
+where a bootstrap interval is too narrow. Effects that do not vary between replicates have a
+zero-width interval; a single replicate is never decided (``inconclusive``).
 
 Every claim is also judged on a *control*: the same rule applied to a null version of its inputs
 (a position-blind map, a random ranking, the compared conditions made equal, ...). A control that
@@ -110,10 +110,21 @@ def decide(low: float, high: float, rule: Rule) -> str:
     return "inconclusive"
 
 
+PRECISION = 6  # decimals an effect is judged at: far below any margin, above float rounding
+
+
 def judge(effects: Sequence[float], rule: Rule) -> Judgement:
-    """The verdict of ``rule`` on the effects of the replicates (see the module's docstring)."""
-    mean, low, high = interval(effects)
-    return Judgement(decide(low, high, rule), mean, (low, high), len(effects))
+    """The verdict of ``rule`` on the effects of the replicates (see the module's docstring).
+
+    Effects are rounded to ``PRECISION`` decimals first, so that float rounding (a difference
+    of 1e-10 between two maps that are equal in exact arithmetic) never decides a verdict. A
+    single replicate is never decided: one draw says nothing about its spread, so its verdict
+    is ``inconclusive`` whatever its value.
+    """
+    x = np.round(np.asarray(effects, dtype=float), PRECISION)
+    mean, low, high = interval(x)
+    verdict = decide(low, high, rule) if x.size > 1 else "inconclusive"
+    return Judgement(verdict, mean, (low, high), int(x.size))
 
 
 def replicates_needed(effects: Sequence[float], rule: Rule, level: float = LEVEL,

@@ -99,7 +99,9 @@ def train_step(model: nn.Module, batch: tuple, opt: torch.optim.Optimizer, spec:
                device: torch.device) -> float:
     """One step of DDP training on ``((x1, x2), y)``, two random crops ``[B, 3, H, W]`` of each
     image and the labels ``[B]``; ``model`` is DDP around :class:`WithFeatures`. AugShift's two
-    views go through one forward call (one batch of ``2B``), so DDP syncs every gradient.
+    views go through one forward call (one batch of ``2B``), so DDP syncs every gradient; its
+    BatchNorm layers therefore normalise the two views together, where the CIFAR path of
+    :mod:`posinfo.models.augshift` runs them as two batches.
 
     Returns:
         The loss.

@@ -266,7 +266,7 @@ def content_rows(content: dict[str, Tensor], masks: Tensor, size: int) -> pd.Dat
     """Rows of experiment ``content``: per source (and for the position-blind map) the mean loss
     over the corners and the centre (A6) and inside against outside the objects (A7)."""
     rows = []
-    for source, loss in content.items() | {BLIND: blind_content_loss(size, len(masks))}.items():
+    for source, loss in [*content.items(), (BLIND, blind_content_loss(size, len(masks)))]:
         corner, centre = corners_and_centre(loss)
         stats_ = {"corners": corner, "centre": centre} | objects_and_background(loss, masks)
         rows += [dict(experiment="content", source=source, pattern="H,V,G", metric=k, value=v)

@@ -238,7 +238,9 @@ def run_replicates(cfg: Config, data: ProbeData, sources: list[Source], progress
     each other one draws its own images, trains its own synthetic encoders (or draws its own
     random weights) and initialises its own readouts. The comparisons beyond the paper that no
     claim rests on (``compare_random``, ``least_squares``) run in replicate 0 only. Only one
-    replicate's sources are held at a time.
+    replicate's sources are held at a time. In the ``paper`` profile the images (the first
+    ``n_train`` of DUT-S, all of PASCAL-S) and the ImageNet weights are the same in every
+    replicate, so there the replicates vary the readouts' initialisation (and batch order) only.
 
     Returns:
         The tables of all replicates (column ``replicate``), with replicate 0's example maps.
