@@ -12,6 +12,15 @@ def test_iclr2020_table1_transcription():
     assert get("V", "posenet", "natural", "spc") == 0.131
 
 
+def test_iclr2020_table4_transcription():
+    t = pt.iclr2020_table4()
+    assert len(t) == 3 * 5
+    assert set(t.setting) == {"zero padding 0", "zero padding 1", "zero padding 2", "zero", "none"}
+    row = t[(t.pattern == "G") & (t.experiment == "raw readout") & (t.setting == "zero padding 2")]
+    assert (row.spc.item(), row.mae.item()) == (0.380, 0.177)
+    assert t[(t.pattern == "H") & (t.setting == "none")].spc.item() == 0.381
+
+
 def test_iclr2020_tables_5_and_6():
     t5 = pt.iclr2020_table5()
     assert len(t5) == 2 * 3 * 2 + 2

@@ -2,7 +2,8 @@ import math
 
 import pandas as pd
 import pytest
-from posinfo.book.verdicts import Rule, decide, interval, judge, per_replicate, replicates_needed
+from posinfo.book.verdicts import (Rule, decide, interval, judge, per_replicate, replicates_needed,
+                                   substitute)
 from scipy import stats
 
 
@@ -67,3 +68,12 @@ def test_one_replicate_is_never_decided_and_rounding_noise_never_decides():
     noise = [6e-11, 2.2e-10, 1.1e-10]  # a difference that is zero in exact arithmetic
     assert judge(noise, rule).verdict == "inconclusive"
     assert judge([1e-3, 2e-3, 1.5e-3], rule).verdict == "holds"  # a real, small effect still counts
+
+
+def test_substitute_makes_the_compared_conditions_the_same():
+    table = pd.DataFrame(dict(part=["a", "a", "b", "b"], padding=["zero", "none", "zero", "none"],
+                              value=[1.0, 2.0, 3.0, 4.0]))
+    null = substitute(table, "padding", "none", "zero", where=table.part == "a")
+    assert sorted(null[null.part == "a"].value) == [1.0, 1.0]
+    assert sorted(null[null.part == "b"].value) == [3.0, 4.0]  # outside ``where``: untouched
+    assert sorted(substitute(table, "padding", "zero", "none").value) == [2.0, 2.0, 4.0, 4.0]

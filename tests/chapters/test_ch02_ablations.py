@@ -56,7 +56,9 @@ def test_hidden_channels_narrow_the_intermediate_layers():
 def test_plan_covers_every_ablation(tmp_path):
     cfg = config(tmp_path)
     todo = ablations.plan(cfg, "vgg16_bn")
-    assert {e for e, _, _ in todo} == {"layers", "kernel", "stage"}
+    assert {e for e, _, _ in todo} == {"layers", "kernel", "kernel on one stage", "stage"}
+    assert {(r.stage, r.kernel) for e, _, r in todo if e == "kernel on one stage"} == {
+        ("f2", 1), ("f2", 3), ("f2", 7)}
     stages = sorted(r.stage for e, _, r in todo if e == "stage")
     assert stages == ["all", "f1", "f2", "f3", "f4", "f5"]
     assert {r.layers for e, s, r in todo if e == "layers" and s == RAW} == {1, 2, 3}
@@ -113,6 +115,16 @@ def test_claims_hold_on_paper_like_runs_and_can_fail(tmp_path):
     verdicts = {c.id: c.verdict for c in ablations.check_claims(run, cfg)}
     assert verdicts == {"A1": "fails", "A2": "fails", "A3": "fails", "A4": "fails",
                         "A5": "fails", "A6": "holds", "A7": "fails"}
+
+
+def test_a2_is_decided_where_the_1x1_readout_has_headroom(tmp_path):
+    """A2 reads the kernel sweep on ``kernel_stage``: all stages at the ceiling for every kernel
+    do not decide it, and a flat single-stage sweep fails it whatever all stages do."""
+    cfg = config(tmp_path)
+    ceiling = lambda e, s, r, p: 0.97 if e == "kernel" and s != RAW else paper_like(e, s, r, p)  # noqa: E731
+    assert {c.id: c.verdict for c in ablations.check_claims(fake_run(cfg, ceiling, 0.3), cfg)}["A2"] == "holds"
+    flat = lambda e, s, r, p: 0.5 if e == "kernel on one stage" else paper_like(e, s, r, p)  # noqa: E731
+    assert {c.id: c.verdict for c in ablations.check_claims(fake_run(cfg, flat, 0.3), cfg)}["A2"] == "fails"
 
 
 def test_no_claim_holds_on_null_inputs(tmp_path):

@@ -68,3 +68,17 @@ def test_no_claim_holds_on_null_inputs(tmp_path):
     assert {c.id for c in padding.check_claims(flat, cfg) if c.holds} == {"P4"}
     seeing = fake_table([0.05, 0.05, 0.05], [0.5, 0.5], {"zero": 0.99, "circular": 0.99})
     assert "P4" not in {c.id for c in padding.check_claims(seeing, cfg) if c.holds}
+
+
+def test_padding_table_beside_table4():
+    """Ours (mean over replicates) beside the paper's Table 4; the paper's cells are blank where
+    it has no such row (borders other than zero)."""
+    table = fake_table([0.0, 0.27, 0.39], [0.74, 0.38], {"zero": 0.99, "circular": 0.5})
+    extra = table[table.setting == "zero padding 1"].assign(setting="circular padding 1")
+    table = pd.concat([table, extra, table.assign(metric="mae", value=0.2)], ignore_index=True)
+    wide = padding.padding_table(table)
+    assert wide.loc[("raw readout", "zero padding 2"), ("G", "spc", "paper")] == 0.380
+    assert wide.loc[("raw readout", "zero padding 2"), ("G", "spc", "ours")] == 0.39
+    assert wide.loc[("vgg16 padding", "none"), ("H", "mae", "paper")] == 0.223
+    assert pd.isna(wide.loc[("raw readout", "circular padding 1"), ("H", "spc", "paper")])
+    assert list(wide.index)[0] == ("raw readout", "zero padding 0")

@@ -84,10 +84,13 @@ def test_street_data_splits_are_disjoint_and_the_sided_ones_one_sided(tmp_path):
         assert with_objects.any() and (ra.one_sided(masks, objects)[side] == with_objects).all()
 
 
+OFFSETS = (0, -2, 2, -1, 1) * 4  # the random draws around the base: 20, the first at the mean
+
+
 def _attack_rows(run: int, base: float, overall: float, kf2: float, left_left: float) -> list[dict]:
-    """One segmenter's table: random draws at base, base - 2, base + 2, base - 1, base + 1 (so
-    the first draw, the controls' stand-in ranking, equals the others' mean), kernel_flip_1 at
-    base - 5."""
+    """One segmenter's table: 20 random draws at base, base - 2, base + 2, base - 1, base + 1,
+    four times over (so the first draw, the controls' stand-in ranking, equals the others'
+    mean), kernel_flip_1 at base - 5."""
     rows = [dict(experiment="baseline", ranking="none", n_channels=0, fraction=0.0, draw=0,
                  region=r, metric="miou", value=base) for r in ("all", "left", "centre", "right")]
     for n, f in ((5, 0.05), (25, 0.25)):
@@ -97,7 +100,7 @@ def _attack_rows(run: int, base: float, overall: float, kf2: float, left_left: f
                 rows.append(dict(experiment="attack", ranking=rk, n_channels=n, fraction=f,
                                  draw=0, region=r, metric="miou", value=v))
             rows += [dict(experiment="attack", ranking="random", n_channels=n, fraction=f, draw=d,
-                          region=r, metric="miou", value=base + (0, -2, 2, -1, 1)[d]) for d in range(5)]
+                          region=r, metric="miou", value=base + OFFSETS[d]) for d in range(len(OFFSETS))]
             for side, v in (("left", left_left if r == "left" else base - 5), ("right", base - 6)):
                 rows.append(dict(experiment="region attack", ranking=side, n_channels=n,
                                  fraction=f, draw=0, region=r, metric="miou", value=v))
@@ -108,9 +111,11 @@ def test_claims_read_the_table():
     table = pd.DataFrame(_attack_rows(0, base=50, overall=40, kf2=50.5, left_left=30)
                          + _attack_rows(1, base=60, overall=50, kf2=60.5, left_left=40))
     claims = ra.check_claims(table, None)
-    # kernel_flip_2 (base + 0.5) is not below the random mean (base), in both segmenters
+    # kernel_flip_2 (base + 0.5) lies below 8 of the 20 random draws (percentile .4) in both
     assert {c.id: c.verdict for c in claims} == {"R1": "holds", "R2": "holds", "R3": "fails",
                                                  "R4": "holds"}
+    assert [c.effect for c in claims][:3] == [1.0, 1.0, 0.4]
+    assert claims[3].effect == 15.0  # left half 44 - 30, right half 45 - 44
     assert all(c.n == 2 and c.control != "holds" for c in claims)
     one = ra.check_claims(table[table.run == 0], None)  # one segmenter decides nothing
     assert {c.verdict for c in one} == {"inconclusive"} and {c.n for c in one} == {1}
@@ -121,10 +126,11 @@ def test_claims_compare_means_over_segmenters_and_count_them():
     table = pd.DataFrame(_attack_rows(0, base=50, overall=40, kf2=45, left_left=30)
                          + _attack_rows(1, base=60, overall=61, kf2=55, left_left=56))
     claims = {c.id: c for c in ra.check_claims(table, None)}
-    # per segmenter: R1 leads 10 and -1, R4 leads 14 and -2: too spread to decide; R3 5 and 5
+    # per segmenter: R1 percentiles 1 and .3 (61 is below the four draws at 62, ties four), R4
+    # differences of differences 15 and -1: too spread to decide; R3 1 and 1
     assert {k: c.verdict for k, c in claims.items()} == {
         "R1": "inconclusive", "R2": "inconclusive", "R3": "holds", "R4": "inconclusive"}
-    assert claims["R1"].effect == 4.5 and claims["R1"].n == 2
+    assert claims["R1"].effect == 0.65 and claims["R1"].n == 2
     r1 = claims["R1"].ours
     assert "all N=5: 50.5 vs random 55.0" in r1 and "below in 1 of 2" in r1
     assert "left channels 43.0, right channels 49.0" in claims["R4"].ours  # (30+56)/2, (44+54)/2
@@ -200,6 +206,8 @@ def test_prose_numbers_follow_the_table():
     assert words["drops_overall"] == "4.50 and 4.50"  # (10 - 1) / 2 below each own baseline
     assert words["drops_random"] == ".00 and .00" and words["random_range_n5"] == "4.00"
     assert words["overall_below_random_n5"] == "1 of 2"
+    assert words["percentiles_n5"] == "1.00 and .30" and words["random_draws"] == "20"
+    assert words["did_n5"] == "15.00 and -1.00"
     # magnitude (20 below) is not less than overall (4.5) at either share
     assert words["magnitude_vs_overall"] == "less than the flip-ranked ones at 0 of 2 shares"
     # left half: left-specific drops 20 and 4 (mean 12), right-specific 6 and 6

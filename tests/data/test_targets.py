@@ -2,7 +2,8 @@ import math
 
 import pytest
 import torch
-from posinfo.data.targets import PATTERNS, position_map, position_maps, synthetic_inputs
+from posinfo.data.targets import (NOISE_CORRELATION, NOISE_MEAN, NOISE_SD, PATTERNS,
+                                  gaussian_noise, position_map, position_maps, synthetic_inputs)
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
@@ -63,3 +64,14 @@ def test_synthetic_inputs():
     assert not torch.equal(noise, synthetic_inputs("noise", 3, 8, seed=2))
     with pytest.raises(ValueError, match="unknown synthetic input"):
         synthetic_inputs("grey", 1, 8)
+
+
+def test_noise_has_the_authors_statistics():
+    """Per-channel mean .10 and sd .09, channels correlated .87 (PROTOCOLS.md, A), after clipping:
+    not uniform noise, whose mean is .5."""
+    x = gaussian_noise(8, 64, seed=0).transpose(0, 1).flatten(1)  # [3, pixels]
+    assert torch.allclose(x.mean(1), torch.full((3,), NOISE_MEAN), atol=0.003)
+    assert torch.allclose(x.std(1), torch.full((3,), NOISE_SD), atol=0.003)
+    corr = torch.corrcoef(x)
+    assert (corr[~torch.eye(3, dtype=torch.bool)] - NOISE_CORRELATION).abs().max() < 0.01
+    assert x.min() >= 0 and x.max() <= 1

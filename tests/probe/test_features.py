@@ -1,6 +1,6 @@
 import torch
 from posinfo.models.encoders import build_encoder
-from posinfo.probe.features import FeatureCache, concat_levels, multilevel_features
+from posinfo.probe.features import FeatureCache, concat_levels, image_on_grid, multilevel_features
 
 
 def test_concat_levels_resizes_and_stacks():
@@ -36,3 +36,12 @@ def test_cache_computes_once_and_reuses_from_disk(tmp_path, monkeypatch):
     memory(enc, x, 4)
     memory(enc, x, 4)
     assert len(calls) == 3
+
+
+def test_image_on_grid_resizes_like_the_papers_decoder():
+    """The raw image reaches the readout on the feature grid, corners kept (align_corners=True)."""
+    images = torch.rand(2, 3, 96, 96)
+    grid = image_on_grid(images, 12)
+    assert grid.shape == (2, 3, 12, 12) and grid.dtype == torch.float32
+    assert torch.allclose(grid[..., 0, 0], images[..., 0, 0])
+    assert torch.allclose(grid[..., -1, -1], images[..., -1, -1])

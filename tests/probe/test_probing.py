@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from posinfo.book.params import resolve
@@ -88,3 +89,15 @@ def test_replicates_draw_their_own_data_and_readouts(tmp_path):
     assert nat.value.nunique() == 3  # three encoders and readouts, three different scores
     pretrained = sorted(p.name for p in (tmp_path / "cache").glob("encoder-vgg16_bn-*.pt"))
     assert len(pretrained) == 3  # one synthetic encoder per replicate
+
+
+def test_constant_maps_counts_every_input():
+    """Counts summed over patterns and replicates, every input shown (zero counts too)."""
+    rows = [dict(source=s, readout="sgd", pattern=p, test_set=t, metric=m, value=v, replicate=r)
+            for s in ("posenet", "vgg16_bn") for p in ("H", "G") for t in ("natural", "black", "noise")
+            for r in (0, 1) for m, v in (("n_constant", 2 if (s, t) == ("posenet", "black") else 0),
+                                         ("n_images", 5), ("spc", 0.5))]
+    counts = probing.constant_maps(pd.DataFrame(rows))
+    assert list(counts.columns) == ["natural", "black", "noise"]
+    assert counts.loc[("posenet", "sgd"), "black"] == "8 of 20"
+    assert counts.loc[("vgg16_bn", "sgd"), "noise"] == "0 of 20"

@@ -154,3 +154,26 @@ def per_replicate(table: pd.DataFrame, effect: Callable[[pd.DataFrame], float],
     if column not in table.columns:
         raise ValueError(f"the results table has no column {column!r} to split replicates by")
     return [float(effect(group)) for _, group in table.groupby(column, sort=True)]
+
+
+def substitute(table: pd.DataFrame, column: str, target: str, like: str,
+               where: pd.Series | None = None) -> pd.DataFrame:
+    """A null table for a control: the rows whose ``column`` is ``target`` replaced by copies of
+    the rows whose ``column`` is ``like``, relabelled ``target``, so that the two conditions a
+    claim compares are the same.
+
+    Args:
+        table: Tidy results.
+        column: The column that names the compared conditions (a padding, a model, a source).
+        target: The condition replaced.
+        like: The condition it is replaced by.
+        where: A boolean mask over ``table`` limiting the replacement to part of it (default:
+            every row).
+
+    Returns:
+        The table with ``target``'s rows (within ``where``) swapped for ``like``'s.
+    """
+    where = pd.Series(True, index=table.index) if where is None else where
+    rest = table[~(where & (table[column] == target))]
+    return pd.concat([rest, table[where & (table[column] == like)].assign(**{column: target})],
+                     ignore_index=True)

@@ -226,19 +226,6 @@ def beside_paper(table: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     return wide.loc[order, cols].round(3)
 
 
-def undefined_spearman(table: pd.DataFrame) -> pd.DataFrame:
-    """Where predictions were constant (Spearman undefined, printed as 0 like the paper).
-
-    Returns:
-        One row per (source, readout, pattern, test set) with at least one constant map:
-        ``n_constant`` of ``n_images``, summed over the replicates.
-    """
-    keys = ["source", "readout", "pattern", "test_set"]
-    wide = table[table.metric.isin(["n_constant", "n_images"])].pivot_table(
-        index=keys, columns="metric", values="value", aggfunc="sum", sort=False).astype(int)
-    return wide[wide.n_constant > 0][["n_constant", "n_images"]]
-
-
 def beyond_paper(table: pd.DataFrame) -> pd.DataFrame:
     """Natural-image SPC of every source and readout (random weights, least squares included).
 

@@ -20,9 +20,10 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from posinfo.book.paper_tables import iclr2020_table4
 from posinfo.book.params import ChapterSpec, Config, choice, integer
 from posinfo.book.results import Claim, read_back, tested
-from posinfo.book.verdicts import Rule, per_replicate
+from posinfo.book.verdicts import Rule, per_replicate, substitute
 from posinfo.cache import cache_root
 from posinfo.data import targets
 from posinfo.data.targets import distance_to_border
@@ -30,7 +31,7 @@ from posinfo.metrics.position import score
 from posinfo.models.corner_net import train_corner_net
 from posinfo.models.encoders import MIN_NOPAD_SIZE, build_encoder
 from posinfo.models.pretrain import synthetic_encoder
-from posinfo.probe.features import FeatureCache
+from posinfo.probe.features import FeatureCache, image_on_grid
 from posinfo.probe.probing import (PROBE_KNOBS, ProbeData, check_inputs_exist, load_data,
                                    pretrain_config)
 from posinfo.probe.readout import ReadoutTraining, fit_readout, predict
@@ -87,17 +88,19 @@ def _rows(experiment: str, setting: str, pattern: str, scores) -> list[dict]:
 
 
 def raw_readouts(cfg: Config, data: ProbeData) -> pd.DataFrame:
-    """The readout on the raw image with zero padding of each size, and with each border at 1 px."""
+    """The readout on the raw image (resized to the feature grid, as the paper's decoder resizes
+    it) with zero padding of each size, and with each border at 1 cell."""
     settings = [(f"zero padding {p}", p, "zero") for p in cfg.readout_paddings]
     settings += [(f"{b} padding 1", 1, b) for b in cfg.borders if b != "zero"]
     rows = []
+    train, test = (image_on_grid(x, cfg.feature_size) for x in (data.train, data.tests["natural"]))
     for name, pad, border in tqdm(settings, desc="raw-image readouts", leave=False):
         protocol = ReadoutTraining(padding=pad, padding_mode=_TORCH_MODE[border],
                                    epochs=cfg.readout_epochs)
         for p in cfg.patterns:
             gt = targets.position_map(p, cfg.image_size)
-            model = fit_readout(data.train, gt, protocol, seed=cfg.seed, device=cfg.device)
-            pred = predict(model, data.tests["natural"], cfg.image_size, device=cfg.device)
+            model = fit_readout(train, gt, protocol, seed=cfg.seed, device=cfg.device)
+            pred = predict(model, test, cfg.image_size, device=cfg.device)
             rows += _rows("raw readout", name, p, score(pred, gt))
     return pd.DataFrame(rows)
 
@@ -226,9 +229,7 @@ def _loss(table: pd.DataFrame) -> float:
 def _as(table: pd.DataFrame, experiment: str, setting: str, like: str) -> pd.DataFrame:
     """The table with the rows of ``setting`` replaced by those of ``like`` (the control's null:
     the two compared settings made the same)."""
-    rows = table.experiment == experiment
-    rest = table[~(rows & (table.setting == setting))]
-    return pd.concat([rest, table[rows & (table.setting == like)].assign(setting=setting)])
+    return substitute(table, "setting", setting, like, where=table.experiment == experiment)
 
 
 def _corner_accuracies(table: pd.DataFrame, mode: str) -> list[float]:
@@ -275,12 +276,27 @@ def check_claims(table: pd.DataFrame, cfg: Config) -> list[Claim]:
 
 
 def padding_table(table: pd.DataFrame) -> pd.DataFrame:
-    """SPC and MAE of every readout and padding (natural images), patterns as columns."""
+    """SPC and MAE of every readout and padding (natural images, mean over the replicates) beside
+    ICLR 2020 Table 4 (blank where the paper has no such row or pattern).
+
+    Returns:
+        Rows (experiment, setting), columns (pattern, metric, paper|ours), rounded to 3.
+    """
     sel = table[table.experiment.isin(["raw readout", "vgg16 padding"])
                 & table.metric.isin(["spc_paper", "mae"])].copy()
     sel["metric"] = sel.metric.replace({"spc_paper": "spc"})
-    return sel.pivot_table(index=["experiment", "setting"], columns=["pattern", "metric"],
-                           values="value", sort=False).round(3)
+    keys = ["experiment", "setting", "pattern", "metric"]
+    ours = sel.groupby(keys, sort=False).value.mean().rename("ours").reset_index()
+    paper = iclr2020_table4().melt(id_vars=keys[:3], var_name="metric", value_name="paper")
+    both = ours.merge(paper, on=keys, how="left")
+    wide = both.pivot_table(index=keys[:2], columns=["pattern", "metric"], values=["paper", "ours"],
+                            sort=False, dropna=False)
+    wide = wide.reorder_levels([1, 2, 0], axis=1)
+    cols = [(p, m, w) for p in dict.fromkeys(ours.pattern) for m in ("spc", "mae")
+            for w in ("paper", "ours")]
+    rows = list(dict.fromkeys(zip(ours.experiment, ours.setting)))
+    return wide.reindex(index=pd.MultiIndex.from_tuples(rows, names=keys[:2]),
+                        columns=pd.MultiIndex.from_tuples(cols)).round(3)
 
 
 def plot_error_by_distance(table: pd.DataFrame):

@@ -35,7 +35,7 @@ from posinfo.book import plots
 from posinfo.book.paper_tables import iclr2020_table5, iclr2020_table6
 from posinfo.book.params import PATH, ChapterSpec, Config, choice, integer, real
 from posinfo.book.results import Claim, decimal, holds_by_id, read_back, tested
-from posinfo.book.verdicts import Rule, per_replicate
+from posinfo.book.verdicts import Rule, per_replicate, substitute
 from posinfo.cache import cache_root
 from posinfo.data import targets
 from posinfo.data.datasets import dataset_root, saliency_tensors, voc_tensors
@@ -53,6 +53,7 @@ from posinfo.models.dense import (
 )
 from posinfo.models.encoders import MIN_NOPAD_SIZE, build_encoder, require_imagenet_weights
 from posinfo.models.pretrain import PretrainConfig, synthetic_encoder
+from posinfo.probe import probing
 from posinfo.probe.probing import TEST_SETS, Source, load_data, run_readouts
 
 TASK_PADDINGS = ("zero", "none")
@@ -330,7 +331,8 @@ def probe_encoders(cfg: Config, run: TaskRun, classifier: torch.nn.Module,
     sources = [Source(cfg.arch, name, m) for name, m in zip(PROBED, modules)]
     pcfg = probe_config(cfg)
     readouts = run_readouts(pcfg, load_data(pcfg, progress=False), sources, progress)
-    table = readouts.table[readouts.table.metric.isin(["spc", "spc_paper", "mae", "n_constant"])]
+    table = readouts.table[readouts.table.metric.isin(["spc", "spc_paper", "mae", "n_constant",
+                                                       "n_images"])]
     return table.rename(columns={"weights": "trained_for"}).assign(experiment="probe")[
         ["experiment", "trained_for", "pattern", "test_set", "metric", "value"]]
 
@@ -387,6 +389,12 @@ def table6(table: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     cols = [(t, m, w) for t in TEST_SETS for m in ("spc", "mae") for w in ("paper", "ours")]
     rows = [(p, t) for p in cfg.patterns for t in PROBED]
     return wide.reindex(index=rows, columns=cols).round(3)
+
+
+def constant_maps(table: pd.DataFrame) -> pd.DataFrame:
+    """How many of each probed encoder's predicted maps are constant (saturated), per input:
+    rows trained_for, columns test sets, "k of n" summed over patterns and replicates."""
+    return probing.constant_maps(table[table.experiment == "probe"], by=["trained_for"])
 
 
 def border_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -449,17 +457,15 @@ def _dense_lead(table: pd.DataFrame) -> float:
 
 def _as_padding(table: pd.DataFrame, padding: str, like: str) -> pd.DataFrame:
     """The table with the task scores of ``padding`` replaced by those of ``like``."""
-    rows = table.experiment == "task"
-    rest = table[~(rows & (table.padding == padding))]
-    return pd.concat([rest, table[rows & (table.padding == like)].assign(padding=padding)])
+    return substitute(table, "padding", padding, like, where=table.experiment == "task")
 
 
 def _as_classifier(table: pd.DataFrame) -> pd.DataFrame:
     """The table with the saliency and segmentation encoders probing as the classifier."""
-    probe = table.experiment == "probe"
-    rest = table[~(probe & table.trained_for.isin(TRAINED_FOR[1:]))]
-    cls = table[probe & (table.trained_for == "classification")]
-    return pd.concat([rest] + [cls.assign(trained_for=t) for t in TRAINED_FOR[1:]])
+    for task in TRAINED_FOR[1:]:
+        table = substitute(table, "trained_for", task, "classification",
+                           where=table.experiment == "probe")
+    return table
 
 
 def check_claims(table: pd.DataFrame, cfg: Config) -> list[Claim]:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from posinfo.book.paper_tables import iccv2021_table2
 from posinfo.book.params import FLAG, PATH, ChapterSpec, Config, choice, integer, real
 from posinfo.book.results import Claim, holds_by_id, read_back, tested, verdict_note
-from posinfo.book.verdicts import Rule
+from posinfo.book.verdicts import Rule, substitute
 from posinfo.cache import cache_root
 from posinfo.data.datasets import cifar_tensors, torchvision_dataset
 from posinfo.data.scenes import NUM_CLASSES, SyntheticScenes
@@ -186,13 +186,10 @@ def _paired(table: pd.DataFrame, metric: str, shift: int, model: str, other: str
 def _as_model(table: pd.DataFrame, model: str, like: str | float) -> pd.DataFrame:
     """The table with ``model``'s main-experiment rows replaced by ``like``'s (a model name), or
     with its top-1 set to ``like`` (a number)."""
-    main = (table.experiment == "main") & (table.model == model)
     if isinstance(like, str):
-        rest = table[~main]
-        return pd.concat([rest, table[(table.experiment == "main") & (table.model == like)]
-                          .assign(model=model)])
+        return substitute(table, "model", model, like, where=table.experiment == "main")
     out = table.copy()
-    out.loc[main & (out.metric == "top1"), "value"] = like
+    out.loc[(out.experiment == "main") & (out.model == model) & (out.metric == "top1"), "value"] = like
     return out
 
 

@@ -32,6 +32,22 @@ def concat_levels(levels: list[Tensor], size: int) -> Tensor:
                       for f in levels], dim=1)
 
 
+def image_on_grid(images: Tensor, size: int) -> Tensor:
+    """The raw image as "PosENet alone" reads it: resized bilinearly (``align_corners=True``) to
+    the ``size x size`` feature grid, as the ICLR 2020 authors' decoder resizes any 3-channel
+    input before its convolutions (``../shared/PROTOCOLS.md``, A). The readout's padding then
+    touches a ring of the grid, not a thin rim of the full-resolution image.
+
+    Args:
+        images: ``[N, 3, H, W]``.
+        size: Side of the feature grid.
+
+    Returns:
+        ``[N, 3, size, size]``, float32.
+    """
+    return F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=True)
+
+
 @torch.no_grad()
 def multilevel_features(encoder: nn.Module, images: Tensor, size: int, *, batch_size: int = 32,
                         device: torch.device | str = "cpu", levels: list[int] | None = None,

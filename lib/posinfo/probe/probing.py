@@ -33,7 +33,7 @@ from posinfo.metrics.position import score
 from posinfo.models.encoders import (ARCHITECTURES, INPUT_NORMS, build_encoder,
                                      require_imagenet_weights)
 from posinfo.models.pretrain import PretrainConfig, synthetic_encoder
-from posinfo.probe.features import FeatureCache
+from posinfo.probe.features import FeatureCache, image_on_grid
 from posinfo.probe.readout import ReadoutTraining, fit_readout, least_squares_readout, predict
 
 TEST_SETS = ("natural",) + targets.SYNTHETIC_INPUTS
@@ -120,7 +120,8 @@ def check_inputs_exist(cfg: Config) -> None:
 
 
 class RawImage(nn.Module):
-    """The identity 'encoder': the readout then sees the raw image ("PosENet alone")."""
+    """The identity 'encoder': the readout then sees the raw image ("PosENet alone"), resized to
+    the feature grid as the paper's decoder resizes it (:func:`source_inputs`)."""
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """Images ``[B, 3, H, W]`` to ``[x]``."""
@@ -193,9 +194,11 @@ def _rows(source: Source, readout: str, pattern: str, test_set: str, scores) -> 
 
 def source_inputs(cfg: Config, source: Source, data: ProbeData, cache: FeatureCache
                   ) -> tuple[Tensor, dict[str, Tensor]]:
-    """What the readout of ``source`` sees: cached features, or the raw images themselves."""
+    """What the readout of ``source`` sees: cached features, or the raw images resized to the
+    feature grid (:func:`~posinfo.probe.features.image_on_grid`)."""
     if isinstance(source.module, RawImage):
-        return data.train, data.tests
+        grid = lambda x: image_on_grid(x, cfg.feature_size)  # noqa: E731
+        return grid(data.train), {name: grid(x) for name, x in data.tests.items()}
     feats = lambda x: cache(source.module, x, cfg.feature_size)  # noqa: E731
     return feats(data.train), {name: feats(x) for name, x in data.tests.items()}
 
@@ -254,6 +257,25 @@ def run_replicates(cfg: Config, data: ProbeData, sources: list[Source], progress
                            progress=False)
         tables.append(run.table.assign(replicate=index))
     return ReadoutRun(pd.concat(tables, ignore_index=True), first.examples, first.gallery)
+
+
+def constant_maps(table: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
+    """How many predicted maps are constant, per input: a readout saturated (or blind) on that
+    input outputs the same value everywhere, and its Spearman correlation is undefined (scored 0,
+    as the paper prints it).
+
+    Args:
+        table: Tidy rows with metrics ``n_constant`` and ``n_images`` and a ``test_set`` column.
+        by: The columns a row of the result stands for (default: source and readout).
+
+    Returns:
+        Rows ``by``, one column per test set: "k of n" maps, summed over patterns and replicates.
+    """
+    by = ["source", "readout"] if by is None else by
+    sums = table[table.metric.isin(["n_constant", "n_images"])].pivot_table(
+        index=[*by, "test_set"], columns="metric", values="value", aggfunc="sum", sort=False)
+    text = sums.apply(lambda r: f"{int(r.n_constant)} of {int(r.n_images)}", axis=1)
+    return text.unstack("test_set").reindex(columns=[t for t in TEST_SETS if t in set(table.test_set)])
 
 
 def training_summary(sources: list[Source]) -> pd.DataFrame:
