@@ -36,6 +36,8 @@ def test_cityscapes_class_names_match_torchvision():
 
 def test_paper_profile_needs_its_weights_file(tmp_path):
     cfg = _cfg(tmp_path, "paper", weights_file=str(tmp_path / "missing.pth"))
+    assert ra.weights_path(_cfg(tmp_path, "paper", data_root=str(tmp_path))) == (
+        tmp_path / "deeplabv3_resnet50_cityscapes.pth")  # by default under data_root
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         ra.validate(cfg)
     with pytest.raises(Exception, match="cityscapes"):

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from posinfo.models.encoders import build_encoder
 from posinfo.probe.features import FeatureCache, concat_levels, image_on_grid, multilevel_features
@@ -45,3 +46,31 @@ def test_image_on_grid_resizes_like_the_papers_decoder():
     assert grid.shape == (2, 3, 12, 12) and grid.dtype == torch.float32
     assert torch.allclose(grid[..., 0, 0], images[..., 0, 0])
     assert torch.allclose(grid[..., -1, -1], images[..., -1, -1])
+
+
+class _Scaled(torch.nn.Module):
+    """An 'encoder' whose one level is the images times ``scale``."""
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x):
+        return [x * self.scale]
+
+
+def test_features_too_large_for_float16_are_stored_as_bfloat16():
+    x = torch.rand(4, 3, 8, 8) + 0.5
+    small = multilevel_features(_Scaled(1.0), x, 4, batch_size=2)
+    assert small.dtype == torch.float16
+    with pytest.warns(UserWarning, match="exceed the float16 range"):
+        large = multilevel_features(_Scaled(1e6), x, 4, batch_size=2, name="big")
+    assert large.dtype == torch.bfloat16 and torch.isfinite(large.float()).all()
+    assert torch.allclose(large.float(), concat_levels([x * 1e6], 4), rtol=1e-2)
+
+
+def test_non_finite_features_are_an_error_naming_the_encoder():
+    x = torch.rand(4, 3, 8, 8)
+    x[3] = float("nan")
+    with pytest.raises(ValueError, match=r"resnet152 \(random\) gives NaN or inf features on images 2..3"):
+        multilevel_features(_Scaled(1.0), x, 4, batch_size=2, name="resnet152 (random)")

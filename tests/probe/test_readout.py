@@ -69,3 +69,10 @@ def test_least_squares_bounds_the_sgd_fit_on_training_data():
     sgd = fit_readout(f, gts[0], ReadoutTraining(epochs=5))
     mse = lambda m: ((predict(m, f, 10) - gts[0]) ** 2).mean().item()  # noqa: E731
     assert mse(lin[0]) <= mse(sgd) + 1e-6
+
+
+def test_least_squares_refuses_non_finite_features_naming_them():
+    f = planted(n=8)
+    f[0, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"least squares on resnet152 \(random\): the features hold NaN"):
+        least_squares_readout(f, position_maps(["H"], 10), name="resnet152 (random)")

@@ -52,6 +52,7 @@ from posinfo.models.segmenter import (
 )
 from posinfo.probe import position_channels as pc
 
+DEEPLAB_FILE = "deeplabv3_resnet50_cityscapes.pth"  # under data_root unless weights_file says
 _SHARED = dict(dataset="streets", n_objects=[1, 4], width=8, head_channels=32,
                batch_size=32, lr=5e-3, random_draws=20, weights_file=None,
                region_objects=["person"], cityscapes_split="val", n_examples=2, cache_dir=None)
@@ -64,14 +65,14 @@ SPEC = ChapterSpec(
                                   fractions=[0.05, 0.1, 0.25, 0.5], seeds=3),
         "paper": _SHARED | dict(dataset="cityscapes", image_size=1024, n_train=0, epochs=0,
                                 n_rank=250, n_eval=250, fractions=[0.005, 0.05, 0.1, 0.25],
-                                batch_size=4, seeds=1,
-                                weights_file="data/deeplabv3_resnet50_cityscapes.pth"),
+                                batch_size=4, seeds=1),
     },
     types={"dataset": choice(("streets", "cityscapes")), "n_objects": integer(0, 50, is_list=True),
            "width": integer(1, 256), "head_channels": integer(1, 4096),
            "batch_size": integer(1, 4096), "lr": real(1e-9, 10), "random_draws": integer(20, 10_000),
            "weights_file": path("a DeepLabv3-ResNet-50 Cityscapes state dict (the cityscapes "
-                                "dataset); relative to the book's folder"),
+                                f"dataset); relative to the book's folder; None: {DEEPLAB_FILE} "
+                                "under data_root"),
            "region_objects": choice(CITYSCAPES_CLASSES, is_list=True),
            "cityscapes_split": choice(("train", "val")), "n_examples": integer(1, 64),
            "cache_dir": PATH, "image_size": integer(16, 2048), "n_train": integer(0),
@@ -178,10 +179,10 @@ def validate(cfg: Config) -> None:
 
 
 def weights_path(cfg: Config) -> Path:
-    """``weights_file``, a relative path being taken from the book's top folder."""
+    """The Cityscapes DeepLabv3 weights: ``weights_file`` (a relative path taken from the book's
+    top folder) or, when it is ``None``, ``DEEPLAB_FILE`` under ``data_root`` (data/README.md)."""
     if cfg.weights_file is None:
-        raise ValueError("the cityscapes dataset needs weights_file (a DeepLabv3-ResNet-50 "
-                         "checkpoint trained on Cityscapes)")
+        return Path(cfg.data_root).expanduser() / DEEPLAB_FILE
     path = Path(cfg.weights_file).expanduser()
     return path if path.is_absolute() else project_root() / path
 

@@ -8,6 +8,7 @@ every epoch gives the same readout for a fraction of the cost (``make bench`` me
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -48,10 +49,14 @@ def image_on_grid(images: Tensor, size: int) -> Tensor:
     return F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=True)
 
 
+FP16_MAX = torch.finfo(torch.float16).max
+
+
 @torch.no_grad()
 def multilevel_features(encoder: nn.Module, images: Tensor, size: int, *, batch_size: int = 32,
                         device: torch.device | str = "cpu", levels: list[int] | None = None,
-                        dtype: torch.dtype = torch.float16, progress: bool = False) -> Tensor:
+                        dtype: torch.dtype | None = None, name: str = "the encoder",
+                        progress: bool = False) -> Tensor:
     """Run a frozen encoder over images and return the concatenated multi-level features.
 
     Args:
@@ -61,18 +66,33 @@ def multilevel_features(encoder: nn.Module, images: Tensor, size: int, *, batch_
         batch_size: Images per forward pass.
         device: Where the encoder runs.
         levels: Indices of the levels to keep (all by default).
-        dtype: Storage type of the result (half precision halves the memory of the cache).
+        dtype: Storage type of the result. ``None``: half precision (half the memory of the
+            cache) while every value fits in it, and bfloat16, which cannot overflow, for the
+            whole result as soon as one does not (a warning says so).
+        name: What the encoder is called in errors and warnings.
         progress: Show a progress bar.
 
     Returns:
         ``[N, C, size, size]`` on the CPU, ``C`` the channels of the kept levels.
+
+    Raises:
+        ValueError: If the encoder outputs NaN or inf (naming ``name`` and the images).
     """
     encoder = encoder.to(device).eval()
-    chunks = []
-    for batch in tqdm(images.split(batch_size), desc="features", disable=not progress, leave=False):
+    store, chunks = dtype or torch.float16, []
+    for i, batch in enumerate(tqdm(images.split(batch_size), desc="features", disable=not progress,
+                                   leave=False)):
         out = encoder(batch.to(device))
-        out = out if levels is None else [out[i] for i in levels]
-        chunks.append(concat_levels(out, size).to("cpu", dtype))
+        out = concat_levels(out if levels is None else [out[k] for k in levels], size)
+        if not torch.isfinite(out).all():
+            first = i * batch_size
+            raise ValueError(f"{name} gives NaN or inf features on images {first}.."
+                             f"{first + len(batch) - 1}: its activations are out of range")
+        if dtype is None and store == torch.float16 and out.abs().max() > FP16_MAX:
+            warnings.warn(f"{name}'s features exceed the float16 range (largest "
+                          f"{out.abs().max().item():.3g}); stored as bfloat16", stacklevel=2)
+            store, chunks = torch.bfloat16, [c.to(torch.bfloat16) for c in chunks]
+        chunks.append(out.to("cpu", store))
     return torch.cat(chunks)
 
 
@@ -99,13 +119,14 @@ class FeatureCache:
 
     def __call__(self, encoder: nn.Module, images: Tensor, size: int,
                  levels: list[int] | None = None, progress: bool = True) -> Tensor:
-        """The features of ``encoder`` on ``images``: ``[N, C, size, size]``, float16, on the CPU."""
+        """The features of ``encoder`` on ``images``: ``[N, C, size, size]`` on the CPU, float16
+        (bfloat16 where float16 would overflow; see :func:`multilevel_features`)."""
         key = fingerprint(encoder, images, size, str(levels), torch.device(self.device).type)
         if key in self._memory:
             return self._memory[key]
         compute = lambda: multilevel_features(  # noqa: E731
             encoder, images, size, batch_size=self.batch_size, device=self.device,
-            levels=levels, progress=progress)
+            levels=levels, name=getattr(encoder, "arch", type(encoder).__name__), progress=progress)
         feats = compute() if self.folder is None else cached(self.folder / f"features-{key}.pt", compute)
         if self.keep_in_memory:
             self._memory[key] = feats

@@ -222,7 +222,8 @@ def run_readouts(cfg: Config, data: ProbeData, sources: list[Source], progress: 
                     for p, gt in zip(cfg.patterns, gts)}
         fitted = {"sgd": readouts}
         if cfg.least_squares:
-            fitted["least_squares"] = dict(zip(cfg.patterns, least_squares_readout(train, gts)))
+            fitted["least_squares"] = dict(zip(cfg.patterns, least_squares_readout(
+                train, gts, name=source.name)))
         for kind, models in fitted.items():
             for (pattern, model), gt in zip(models.items(), gts):
                 for test_set, x in tests.items():

@@ -148,7 +148,7 @@ def _patches(x: Tensor, kernel_size: int, padding: int) -> Tensor:
 
 @torch.no_grad()
 def least_squares_readout(features: Tensor, targets: Tensor, kernel_size: int = 3, padding: int = 0,
-                          *, ridge: float = 1e-6, batch_size: int = 32,
+                          *, ridge: float = 1e-6, batch_size: int = 32, name: str = "the features",
                           progress: bool = False) -> list[LinearReadout]:
     """The exact least-squares linear k x k readout for each target map.
 
@@ -163,11 +163,17 @@ def least_squares_readout(features: Tensor, targets: Tensor, kernel_size: int = 
         padding: Zero padding.
         ridge: Added to the Gram's diagonal, relative to its mean diagonal, for stability.
         batch_size: Images per chunk of the Gram accumulation.
+        name: What the features are called in errors.
         progress: Show a progress bar.
 
     Returns:
         One :class:`LinearReadout` per target.
+
+    Raises:
+        ValueError: If the features or the solution hold NaN or inf (naming ``name``).
     """
+    if not torch.isfinite(features).all():
+        raise ValueError(f"least squares on {name}: the features hold NaN or inf")
     n, c, h, _ = features.shape
     grid = h - kernel_size + 1 + 2 * padding
     y = F.interpolate(targets[:, None].double(), size=(grid, grid), mode="bilinear",
@@ -181,6 +187,9 @@ def least_squares_readout(features: Tensor, targets: Tensor, kernel_size: int = 
         rhs += rows.double().T @ y.repeat(len(chunk), 1)
     gram.diagonal().add_(ridge * gram.diagonal().mean())
     solution = torch.linalg.solve(gram, rhs).float()  # [d, P]
+    if not torch.isfinite(solution).all():
+        raise ValueError(f"least squares on {name}: the solution holds NaN or inf (the normal "
+                         "equations are singular or overflow)")
     return [_as_conv(w, c, kernel_size, padding) for w in solution.T]
 
 
