@@ -74,3 +74,14 @@ def test_non_finite_features_are_an_error_naming_the_encoder():
     x[3] = float("nan")
     with pytest.raises(ValueError, match=r"resnet152 \(random\) gives NaN or inf features on images 2..3"):
         multilevel_features(_Scaled(1.0), x, 4, batch_size=2, name="resnet152 (random)")
+
+
+def test_cached_features_with_inf_are_recomputed_with_a_warning(tmp_path):
+    """An entry written before the finiteness check (float16 that overflowed) is not served."""
+    enc, x = _Scaled(1.0), torch.rand(2, 3, 8, 8)
+    good = FeatureCache(tmp_path)(enc, x, 4)
+    (entry,) = tmp_path.glob("features-*.pt")
+    torch.save(torch.full_like(good, float("inf")), entry)
+    with pytest.warns(UserWarning, match="hold NaN or inf; recomputing"):
+        again = FeatureCache(tmp_path)(enc, x, 4, name="resnet152 (random)")
+    assert torch.equal(again, good)

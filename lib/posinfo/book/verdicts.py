@@ -174,6 +174,8 @@ def substitute(table: pd.DataFrame, column: str, target: str, like: str,
         The table with ``target``'s rows (within ``where``) swapped for ``like``'s.
     """
     where = pd.Series(True, index=table.index) if where is None else where
+    if not where.index.equals(table.index):
+        raise ValueError("substitute: the mask `where` must be indexed like the table")
     rest = table[~(where & (table[column] == target))]
     return pd.concat([rest, table[where & (table[column] == like)].assign(**{column: target})],
                      ignore_index=True)

@@ -99,7 +99,8 @@ def source_inputs(cfg: Config, source: Source, data: ProbeData,
         grid = [image_on_grid(x, cfg.feature_size) for x in (data.train, data.tests["natural"])]
         return Inputs(*grid, [])
     edges = np.cumsum([0] + source.module.channels)
-    feats = [cache(source.module, x, cfg.feature_size) for x in (data.train, data.tests["natural"])]
+    feats = [cache(source.module, x, cfg.feature_size, name=source.name)
+             for x in (data.train, data.tests["natural"])]
     return Inputs(*feats, list(zip(edges[:-1].tolist(), edges[1:].tolist())))
 
 
@@ -370,7 +371,9 @@ def check_claims(run: AblationRun, cfg: Config) -> list[Claim]:
                per_replicate(t, lambda t: a1(t, dict(layers=1)))),
         tested("A2", f"Larger kernels help {vgg} (\"the larger kernel sizes are likely to capture "
                "more position information\"): SPC with 7x7 above 1x1 for H, G and HS, read on "
-               f"{_stage_name(cfg.kernel_stage)} (off the ceiling a small grid sets; see the text).",
+               f"{_stage_name(cfg.kernel_stage)}"
+               + ("." if cfg.kernel_stage == "all" else " (away from the ceiling that all stages "
+                  "can reach on a small grid; see the text)."),
                "H .542 -> .828, G .724 -> .816, HS .317 -> .487 (all stages, 28-cell grid)",
                f"lowest gain per replicate: {_spread(eff['A2'])}; all stages: "
                + ", ".join(f"{p} {spc_of(t, 'kernel', vgg, p, kernel=1):.3f} -> "
@@ -439,6 +442,7 @@ def _ours(table: pd.DataFrame, experiment: str) -> pd.DataFrame:
 def readout_table(table: pd.DataFrame) -> pd.DataFrame:
     """Readout depth and kernel size beside ICLR 2020 Table 2 (SPC and MAE, natural images)."""
     one = _ours(table, "kernel on one stage")
+    one = one[one.stage != "all"]  # all stages: the same readouts as the kernel rows
     one = one.assign(ablation=[f"kernel, {_stage_name(s)}" for s in one.stage], value_=one.kernel)
     ours = pd.concat([_ours(table, "layers").assign(ablation="layers", value_=lambda d: d.layers),
                       _ours(table, "kernel").assign(ablation="kernel", value_=lambda d: d.kernel),

@@ -132,7 +132,9 @@ def encoder_paddings(cfg: Config, progress: bool = True, modes: Sequence[str] | 
     modes = ["zero", "none"] + [b for b in cfg.borders if b != "zero"] if modes is None else modes
     for mode in tqdm(modes, desc="paddings", disable=not progress):
         encoder = _encoder(big, mode)
-        train, test = (cache(encoder, x, big.feature_size) for x in (data.train, data.tests["natural"]))
+        name = f"{big.encoders[0]} ({mode} padding)"
+        train, test = (cache(encoder, x, big.feature_size, name=name)
+                       for x in (data.train, data.tests["natural"]))
         err = []
         for p in cfg.patterns:
             gt = targets.position_map(p, big.image_size)

@@ -118,16 +118,29 @@ class FeatureCache:
         self._memory: dict[str, Tensor] = {}
 
     def __call__(self, encoder: nn.Module, images: Tensor, size: int,
-                 levels: list[int] | None = None, progress: bool = True) -> Tensor:
+                 levels: list[int] | None = None, progress: bool = True,
+                 name: str | None = None) -> Tensor:
         """The features of ``encoder`` on ``images``: ``[N, C, size, size]`` on the CPU, float16
-        (bfloat16 where float16 would overflow; see :func:`multilevel_features`)."""
+        (bfloat16 where float16 would overflow; see :func:`multilevel_features`). ``name`` is what
+        errors call the encoder (default: its architecture). A disk entry holding NaN or inf (one
+        written before that check existed) is recomputed with a warning."""
         key = fingerprint(encoder, images, size, str(levels), torch.device(self.device).type)
         if key in self._memory:
             return self._memory[key]
+        name = name or getattr(encoder, "arch", type(encoder).__name__)
         compute = lambda: multilevel_features(  # noqa: E731
             encoder, images, size, batch_size=self.batch_size, device=self.device,
-            levels=levels, name=getattr(encoder, "arch", type(encoder).__name__), progress=progress)
-        feats = compute() if self.folder is None else cached(self.folder / f"features-{key}.pt", compute)
+            levels=levels, name=name, progress=progress)
+        if self.folder is None:
+            feats = compute()
+        else:
+            path = self.folder / f"features-{key}.pt"
+            feats = cached(path, compute)
+            if not torch.isfinite(feats.float()).all():
+                warnings.warn(f"cached features of {name} at {path} hold NaN or inf; recomputing",
+                              stacklevel=2)
+                path.unlink()
+                feats = cached(path, compute)
         if self.keep_in_memory:
             self._memory[key] = feats
         return feats

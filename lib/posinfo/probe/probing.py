@@ -199,7 +199,7 @@ def source_inputs(cfg: Config, source: Source, data: ProbeData, cache: FeatureCa
     if isinstance(source.module, RawImage):
         grid = lambda x: image_on_grid(x, cfg.feature_size)  # noqa: E731
         return grid(data.train), {name: grid(x) for name, x in data.tests.items()}
-    feats = lambda x: cache(source.module, x, cfg.feature_size)  # noqa: E731
+    feats = lambda x: cache(source.module, x, cfg.feature_size, name=source.name)  # noqa: E731
     return feats(data.train), {name: feats(x) for name, x in data.tests.items()}
 
 
@@ -275,8 +275,12 @@ def constant_maps(table: pd.DataFrame, by: list[str] | None = None) -> pd.DataFr
     by = ["source", "readout"] if by is None else by
     sums = table[table.metric.isin(["n_constant", "n_images"])].pivot_table(
         index=[*by, "test_set"], columns="metric", values="value", aggfunc="sum", sort=False)
+    sums = sums.reindex(columns=["n_constant", "n_images"]).fillna(0)
     text = sums.apply(lambda r: f"{int(r.n_constant)} of {int(r.n_images)}", axis=1)
-    return text.unstack("test_set").reindex(columns=[t for t in TEST_SETS if t in set(table.test_set)])
+    rows = list(dict.fromkeys(key[:-1] for key in sums.index))
+    return text.unstack("test_set").reindex(
+        index=pd.MultiIndex.from_tuples(rows, names=by) if len(by) > 1 else [r[0] for r in rows],
+        columns=[t for t in TEST_SETS if t in set(table.test_set)])
 
 
 def training_summary(sources: list[Source]) -> pd.DataFrame:
