@@ -128,3 +128,32 @@ def test_prose_numbers_follow_the_table(tmp_path):
     assert "within the spread" in ch.prose_numbers(fast, ch.check_claims(fast, cfg), cfg)["blurpool_pace"]
     assert words["sweep_finding"].endswith("was more accurate (81.0 against 79.0) and less "
                                            "consistent (93.0 against 95.0)")
+
+
+def test_s3_needs_table_2s_order(tmp_path):
+    """AugShift ahead of a BlurPool that is itself behind the plain network: the plain network
+    would pass a comparison with BlurPool alone, so S3 does not hold; in Table 2's order it does."""
+    cfg = config(tmp_path)
+    behind = fake_table({"baseline": 80, "augshift": 80, "blurpool": 80},
+                        {"baseline": 90, "augshift": 95, "blurpool": 85}, seeds=3)
+    s3 = {c.id: c for c in ch.check_claims(behind, cfg)}["S3"]
+    assert s3.verdict == "fails" and s3.effect == -5.0 and s3.control == "fails"
+    ordered = fake_table({"baseline": 80, "augshift": 80, "blurpool": 80},
+                         {"baseline": 85, "augshift": 95, "blurpool": 88}, seeds=3)
+    s3 = {c.id: c for c in ch.check_claims(ordered, cfg)}["S3"]
+    assert s3.verdict == "holds" and s3.effect == 3.0 and s3.control != "holds"
+
+
+def test_the_combination_trains_on_the_first_seed_only(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(ch, "evaluate", lambda cfg, data, model, lam, run, shifts:
+                        seen.append((model, run)) or [dict(model=model, lam=lam, run=run,
+                                                           metric="top1", shift=0, value=50.0)])
+    ch.run_all(config(tmp_path, seeds=3, sweep_lams=[1.0]), None)
+    assert [r for m, r in seen if m == "augshift+blurpool"] == [0]
+    assert sorted(r for m, r in seen if m == "baseline") == [0, 1, 2]
+
+
+def test_training_steps(tmp_path):
+    assert ch.training_steps(config(tmp_path, profile="default")) == 6 * 94
+    assert ch.training_steps(config(tmp_path, profile="paper")) == 60 * 391  # CIFAR: 50,000 images

@@ -219,3 +219,29 @@ def test_prose_numbers_follow_the_table():
     assert words["left_gap_n5"] == "6.00"  # mean 12 against mean 6
     # right half: left-specific 5, right-specific 6 below each baseline
     assert words["own_first_on_right"] == "2 of 2"
+
+
+def test_one_backbone_pass_scores_like_a_zeroing_hook(tmp_path):
+    """Every attack scored from one backbone pass per batch equals the full network run with the
+    channels zeroed by a forward hook."""
+    from posinfo.metrics.dense import REGIONS, confusion, miou
+    from posinfo.models.segmenter import narrow_deeplabv3
+    from posinfo.probe import position_channels as pc
+    cfg = _cfg(tmp_path, batch_size=3)
+    data = ra.load_data(cfg)
+    torch.manual_seed(0)
+    model = narrow_deeplabv3(len(data.class_names), width=4, head_channels=8).eval()
+    attacks = [None, torch.tensor([0, 5, 7]), torch.arange(0, model.channels, 2)]
+    fast = ra.scores(model, data, cfg, attacks)
+    k = len(data.class_names)
+    for channels, got in zip(attacks, fast):
+        with torch.no_grad(), pc.zeroed_channels(model.last_stage, [] if channels is None else channels):
+            pred = model(data.eval_images).argmax(1)
+        assert got == {r: 100 * miou(confusion(pred, data.eval_masks, k, r)) for r in REGIONS}
+    x, half = data.eval_images[:2], attacks[2]
+    with torch.no_grad(), pc.zeroed_channels(model.last_stage, half):
+        hooked = model(x)
+    with torch.no_grad():
+        direct = model.logits_from_features(pc.zero_channels(model.features(x), half), tuple(x.shape[-2:]))
+        assert not torch.equal(direct, model(x))  # the attack changes the logits
+    assert torch.equal(direct, hooked)

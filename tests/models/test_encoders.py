@@ -2,10 +2,12 @@ import pytest
 import torch
 from posinfo.models.encoders import (
     ARCHITECTURES,
+    CHANNELS_LAST_MIN_SIDE,
     PADDINGS,
     MultiLevelEncoder,
     build_encoder,
     imagenet_weights_file,
+    preferred_layout,
     set_padding,
 )
 
@@ -101,3 +103,16 @@ def test_bad_arguments():
         build_encoder("vgg16", "synthetic")
     assert set(PADDINGS) == {"zero", "none", "reflect", "replicate", "circular"}
     assert "resnet152" in ARCHITECTURES
+
+
+def test_large_inputs_run_channels_last_with_the_same_values():
+    small, large = torch.rand(2, 3, 32, 32), torch.rand(2, 3, CHANNELS_LAST_MIN_SIDE, 80)
+    assert preferred_layout(small) is small
+    assert preferred_layout(large).is_contiguous(memory_format=torch.channels_last)
+    assert not large.is_contiguous(memory_format=torch.channels_last)
+    enc = build_encoder("vgg16_bn", "random", width=0.125, seed=0)
+    with torch.no_grad():
+        fast = enc(large)
+        plain = [enc.trunk[: tap + 1](large) for tap in enc.taps]  # the layers without the switch
+    for f, p in zip(fast, plain):
+        torch.testing.assert_close(f, p, rtol=1e-4, atol=1e-5)

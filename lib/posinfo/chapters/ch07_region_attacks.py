@@ -41,7 +41,7 @@ from posinfo.book.verdicts import Rule, per_replicate, substitute
 from posinfo.cache import cache_root, cached, fingerprint
 from posinfo.data.datasets import CITYSCAPES_CLASSES, cityscapes_tensors, dataset_root
 from posinfo.data.streets import STREET_CLASSES, STREETS_VERSION, street_scenes
-from posinfo.metrics.dense import IGNORE, REGIONS, confusion, miou
+from posinfo.metrics.dense import IGNORE, REGIONS, class_map, confusion, miou
 from posinfo.models import segmenter
 from posinfo.models.segmenter import (
     Segmenter,
@@ -215,21 +215,28 @@ def rank_channels(model: Segmenter, data: SegData, cfg: Config) -> dict[str, Ten
 
 
 @torch.no_grad()
-def score(model: Segmenter, data: SegData, cfg: Config,
-          channels: Tensor | None = None) -> dict[str, float]:
-    """mIoU (in %) over each region of ``REGIONS`` on the evaluation images, with ``channels`` of
-    the last stage zeroed (none if ``None``); confusion matrices accumulate over batches of
-    ``cfg.batch_size`` images."""
-    k, batch_size = len(data.class_names), cfg.batch_size
-    mats = {r: torch.zeros(k, k, dtype=torch.long) for r in REGIONS}
-    zero = pc.zeroed_channels(model.last_stage, channels if channels is not None else [])
+def scores(model: Segmenter, data: SegData, cfg: Config,
+           attacks: Sequence[Tensor | None], progress: bool = False) -> list[dict[str, float]]:
+    """mIoU (in %) over each region of ``REGIONS`` on the evaluation images, once for each attack:
+    a set of last-stage channels set to zero (``None``: none).
+
+    One backbone pass feeds every attack: each batch of ``cfg.batch_size`` images goes through the
+    backbone once, and only the head runs again per attack (the same computation as zeroing the
+    channels in a forward hook; memory stays that of one batch). Confusion matrices accumulate
+    over the batches.
+    """
+    k = len(data.class_names)
+    mats = [{r: torch.zeros(k, k, dtype=torch.long) for r in REGIONS} for _ in attacks]
     model.eval()
-    with zero:
-        for x, m in zip(data.eval_images.split(batch_size), data.eval_masks.split(batch_size)):
-            pred = model(x.to(cfg.device)).argmax(1).cpu()
+    batches = list(zip(data.eval_images.split(cfg.batch_size), data.eval_masks.split(cfg.batch_size)))
+    for x, m in tqdm(batches, desc="attacks", disable=not progress, leave=False):
+        features = model.features(x.to(cfg.device))
+        for channels, mat in zip(attacks, mats):
+            kept = features if channels is None else pc.zero_channels(features, channels)
+            pred = class_map(model.logits_from_features(kept, tuple(x.shape[-2:]))).cpu()
             for r in REGIONS:
-                mats[r] += confusion(pred, m, k, r)
-    return {r: 100 * miou(mats[r]) for r in REGIONS}
+                mat[r] += confusion(pred, m, k, r)
+    return [{r: 100 * miou(mat[r]) for r in REGIONS} for mat in mats]
 
 
 def channel_counts(cfg: Config, channels: int) -> list[int]:
@@ -254,16 +261,16 @@ def run_attacks(model: Segmenter, data: SegData, ranks: dict[str, Tensor], cfg: 
         draw, region, metric (miou, in %), value.
     """
     c = model.channels
-    rows = _rows("baseline", "none", 0, c, 0, score(model, data, cfg))
     gen = torch.Generator().manual_seed(cfg.seed)
-    for n in tqdm(channel_counts(cfg, c), desc="attacks", disable=not progress):
-        for name in ATTACK_RANKINGS:
-            rows += _rows("attack", name, n, c, 0, score(model, data, cfg, ranks[name][:n]))
-        for d in range(cfg.random_draws):
-            rows += _rows("attack", "random", n, c, d,
-                          score(model, data, cfg, pc.random_channels(c, n, gen)))
-        for side in ("left", "right"):
-            rows += _rows("region attack", side, n, c, 0, score(model, data, cfg, ranks[side][:n]))
+    plan: list[tuple[str, str, int, int, Tensor | None]] = [("baseline", "none", 0, 0, None)]
+    for n in channel_counts(cfg, c):
+        plan += [("attack", name, n, 0, ranks[name][:n]) for name in ATTACK_RANKINGS]
+        plan += [("attack", "random", n, d, pc.random_channels(c, n, gen))
+                 for d in range(cfg.random_draws)]
+        plan += [("region attack", side, n, 0, ranks[side][:n]) for side in ("left", "right")]
+    results = scores(model, data, cfg, [p[-1] for p in plan], progress)
+    rows = [row for (experiment, ranking, n, draw, _), result in zip(plan, results)
+            for row in _rows(experiment, ranking, n, c, draw, result)]
     return pd.DataFrame(rows)
 
 

@@ -82,6 +82,15 @@ def saliency_mae(pred: Tensor, mask: Tensor) -> float:
     return float(mae_per_image(pred.float(), mask.float()).mean())
 
 
+def class_map(logits: Tensor) -> Tensor:
+    """The arg-max class of every pixel: logits ``[B, K, H, W]`` to ``int64 [B, H, W]``.
+
+    ``max`` over the class dimension gives the same indices as ``argmax`` (the first maximum on
+    ties) and is several times faster on the CPU for a few classes.
+    """
+    return logits.max(1).indices
+
+
 def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int,
                      ignore_index: int = IGNORE) -> Tensor:
     """Pixel counts ``[num_classes, num_classes]`` (int64): rows the true class, columns the

@@ -25,6 +25,10 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _TORCH_PADDING_MODE = {"zero": "zeros", "reflect": "reflect", "replicate": "replicate",
                        "circular": "circular"}
+# Images of at least this side go through the encoders in channels-last memory layout. On one CPU
+# thread that makes a VGG16 pass 25-30% faster at 196-224 px and 12% at 64 px, and 8% slower at
+# 32 px (measured in the bench's set-up); the values agree up to floating-point rounding.
+CHANNELS_LAST_MIN_SIDE = 64
 
 
 def _vgg16_config(width: float) -> list[int | str]:
@@ -83,6 +87,7 @@ class MultiLevelEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """Images ``[B, 3, H, W]`` in [0, 1] to one feature map ``[B, C_l, H_l, W_l]`` per tap."""
+        x = preferred_layout(x)
         if self.input_norm == "imagenet":
             x = (x - self.mean) / self.std
         out = []
@@ -91,6 +96,14 @@ class MultiLevelEncoder(nn.Module):
             if i in self.taps:
                 out.append(x)
         return out
+
+
+def preferred_layout(x: Tensor) -> Tensor:
+    """Images ``[B, 3, H, W]`` in channels-last memory layout when their shorter side is at least
+    ``CHANNELS_LAST_MIN_SIDE`` (the convolutions then run faster), else as they are."""
+    if x.dim() == 4 and min(x.shape[-2:]) >= CHANNELS_LAST_MIN_SIDE:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
 
 
 def _check(value: str, allowed: tuple[str, ...], name: str) -> None:

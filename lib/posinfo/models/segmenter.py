@@ -30,7 +30,7 @@ from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
 from posinfo.cache import Training, fingerprint, supervised_epoch, train_cached
-from posinfo.metrics.dense import IGNORE
+from posinfo.metrics.dense import IGNORE, class_map
 from posinfo.models.encoders import IMAGENET_MEAN, IMAGENET_STD
 
 ARCHS: tuple[str, ...] = ("narrow", "resnet50")
@@ -68,6 +68,12 @@ class Segmenter(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Images ``[B, 3, H, W]`` in [0, 1] to class logits ``[B, K, H, W]``."""
         return self.net((x - self.mean) / self.std)["out"]
+
+    def logits_from_features(self, features: Tensor, size: tuple[int, int]) -> Tensor:
+        """The head on a last-stage map ``[B, C, h, w]`` (from :meth:`features`, maybe altered):
+        class logits ``[B, K, *size]``, exactly as :meth:`forward` continues after the backbone."""
+        logits = self.net.classifier(features)
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
 def narrow_deeplabv3(num_classes: int, width: int = 8, head_channels: int = 32,
@@ -220,4 +226,4 @@ def predict(model: Segmenter, images: Tensor, batch_size: int = 32,
             device: torch.device | str = "cpu") -> Tensor:
     """Predicted classes ``int64 [N, H, W]`` of images ``[N, 3, H, W]`` (eval mode)."""
     model.eval().to(device)
-    return torch.cat([model(x.to(device)).argmax(1).cpu() for x in images.split(batch_size)])
+    return torch.cat([class_map(model(x.to(device))).cpu() for x in images.split(batch_size)])

@@ -50,6 +50,9 @@ def image_on_grid(images: Tensor, size: int) -> Tensor:
 
 
 FP16_MAX = torch.finfo(torch.float16).max
+# Part of every feature cache key; raised whenever the stored values change for the same encoder
+# and images (2: encoders of large inputs run channels-last, which changes the rounding).
+CACHE_VERSION = 2
 
 
 @torch.no_grad()
@@ -124,7 +127,8 @@ class FeatureCache:
         (bfloat16 where float16 would overflow; see :func:`multilevel_features`). ``name`` is what
         errors call the encoder (default: its architecture). A disk entry holding NaN or inf (one
         written before that check existed) is recomputed with a warning."""
-        key = fingerprint(encoder, images, size, str(levels), torch.device(self.device).type)
+        key = fingerprint(CACHE_VERSION, encoder, images, size, str(levels),
+                          torch.device(self.device).type)
         if key in self._memory:
             return self._memory[key]
         name = name or getattr(encoder, "arch", type(encoder).__name__)

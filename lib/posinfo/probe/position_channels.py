@@ -118,6 +118,13 @@ def random_channels(num_channels: int, n: int, generator: torch.Generator) -> Te
     return torch.randperm(num_channels, generator=generator)[:n]
 
 
+def zero_channels(features: Tensor, channels: Sequence[int] | Tensor) -> Tensor:
+    """A copy of ``features [B, C, h, w]`` with ``channels`` set to zero."""
+    out = features.clone()
+    out[:, torch.as_tensor(channels, dtype=torch.long).to(out.device)] = 0
+    return out
+
+
 @contextmanager
 def zeroed_channels(stage: nn.Module, channels: Sequence[int] | Tensor) -> Iterator[None]:
     """Within the block, the output ``[B, C, h, w]`` of ``stage`` has ``channels`` set to zero.
@@ -125,12 +132,8 @@ def zeroed_channels(stage: nn.Module, channels: Sequence[int] | Tensor) -> Itera
     A forward hook does it (no weight is changed); it is removed on leaving the block, even on
     an error, so the model is exactly as before afterwards.
     """
-    index = torch.as_tensor(channels, dtype=torch.long)
-
     def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
-        out = output.clone()
-        out[:, index.to(out.device)] = 0
-        return out
+        return zero_channels(output, channels)
 
     handle = stage.register_forward_hook(hook)
     try:

@@ -21,6 +21,11 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 
+# Features up to this size in float32 are converted (and moved to the device) once per readout;
+# larger ones batch by batch, so memory stays bounded for the paper profile's feature sets.
+RESIDENT_BYTES = 2 * 1024**3
+
+
 class PosENet(nn.Module):
     """A stack of convolutions from features to one position map.
 
@@ -107,6 +112,8 @@ def fit_readout(inputs: Tensor, target: Tensor, protocol: ReadoutTraining = Read
                           weight_decay=protocol.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [protocol.lr_drop_epoch], gamma=0.1)
     target = target.to(device)
+    if transform is None and inputs.numel() * 4 <= RESIDENT_BYTES:
+        inputs = inputs.to(device).float()  # once, not at every step (the same values)
     model.train()
     for _ in tqdm(range(protocol.epochs), desc="readout", disable=not progress, leave=False):
         for idx in torch.randperm(len(inputs), generator=gen).split(protocol.batch_size):
@@ -180,11 +187,12 @@ def least_squares_readout(features: Tensor, targets: Tensor, kernel_size: int = 
                       align_corners=False).flatten(1).T  # [L, P]
     d = c * kernel_size**2 + 1
     gram, rhs = torch.zeros(d, d, dtype=torch.float64), torch.zeros(d, len(targets), dtype=torch.float64)
+    y = y.float()  # the products run in float32 like the Gram's; the sums accumulate in float64
     for chunk in tqdm(features.split(batch_size), desc="least squares", disable=not progress,
                       leave=False):
         rows = _patches(chunk, kernel_size, padding)
         gram += (rows.T @ rows).double()
-        rhs += rows.double().T @ y.repeat(len(chunk), 1)
+        rhs += (rows.T @ y.repeat(len(chunk), 1)).double()
     gram.diagonal().add_(ridge * gram.diagonal().mean())
     solution = torch.linalg.solve(gram, rhs).float()  # [d, P]
     if not torch.isfinite(solution).all():
