@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 from posinfo.book import report
+from posinfo.book.results import package_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("_config.yml", "_toc.yml", "references.bib", "_static", "book")
@@ -111,7 +112,7 @@ def write_reports(staging: Path, results: Path, bench: Path) -> None:
     pages = {
         "scorecard.md": report.scorecard_markdown(report.read_claims(results), titles, anchors),
         "reproducibility.md": report.appendix_markdown(
-            runs, report.package_versions(ROOT / "requirements.txt"), report.hardware(),
+            runs, package_versions(ROOT / "requirements.txt"), report.hardware(),
             built=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
         "benchmarks.md": report.benchmark_markdown(
             json.loads(bench.read_text()) if bench.exists() else None, runs),

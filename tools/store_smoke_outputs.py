@@ -8,6 +8,7 @@ look at the diff of the notebook before committing it.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,8 +16,14 @@ import nbformat
 from nbclient import NotebookClient
 
 
+SMOKE_THREADS = "2"  # the count book/conftest.py pins for nbval's kernels
+
+
 def store(path: Path) -> None:
-    """Execute ``path`` in its own folder and write the outputs back into it."""
+    """Execute ``path`` in its own folder, with ``SMOKE_THREADS`` torch threads, and write the
+    outputs back into it."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = SMOKE_THREADS  # inherited by the kernel
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, kernel_name="python3", timeout=1200,
                    resources={"metadata": {"path": str(path.parent)}}).execute()

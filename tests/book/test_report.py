@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from posinfo.book import report
-from posinfo.book.results import Claim, write_claims, write_results
+from posinfo.book.results import Claim, package_versions, write_claims, write_results
 
 
 def _claim(cid: str, holds: bool | str, claim: str = "c", paper: str = "p", ours: str = "o",
@@ -79,16 +80,21 @@ def test_chapter_runs_and_appendix(results: Path) -> None:
     runs = report.chapter_runs(results, {"01_a": "1. A", "02_b": "2. B"})
     assert runs.wall_minutes.iloc[0] == pytest.approx(1.5) and pd.isna(runs.wall_minutes.iloc[1])
     page = report.appendix_markdown(runs, {"torch": "2.0"}, {"CPU cores": "2"}, built="today")
-    threads, code = runs.threads.iloc[0], runs.code.iloc[0]
-    assert threads >= 1 and code  # from the manifest
-    assert f"| 1. A | default | 0 | {threads} | {code} | 1.5 min |" in page and "not timed" in page
-    assert "| torch | 2.0 |" in page and "| CPU cores | 2 |" in page
+    threads, machine, code = runs.threads.iloc[0], runs.machine.iloc[0], runs.code.iloc[0]
+    assert threads >= 1 and code and machine.startswith(("CPU: ", "GPU: "))  # from the manifest
+    assert f"| 1. A | default | 0 | {threads} | {machine} | {code} | 1.5 min |" in page
+    assert "not timed" in page
+    assert "| CPU cores | 2 |" in page
+    recorded = runs.packages.iloc[0]["torch"]  # the manifest records the chapter's own versions
+    assert recorded == torch.__version__.split("+")[0] and f"| torch | 2.0 | 1. A: {recorded};" in page
+    same = report.appendix_markdown(runs, {"torch": recorded}, {}, built="today")
+    assert f"| torch | {recorded} |  |" in same
 
 
 def test_package_versions_reads_pins(tmp_path: Path) -> None:
     req = tmp_path / "requirements.txt"
     req.write_text("# comment\npandas==1.0\nno-such-package-xyz==1.0\n")
-    versions = report.package_versions(req)
+    versions = package_versions(req)
     assert versions["pandas"] == pd.__version__ and versions["no-such-package-xyz"] == "missing"
 
 

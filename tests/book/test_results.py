@@ -1,4 +1,5 @@
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -91,6 +92,7 @@ def test_manifest_seals_one_run_and_refuses_a_mixed_folder(tmp_path):
     assert (manifest["profile"], manifest["seed"]) == ("default", 4)
     assert set(manifest["files"]) == {"results.csv", "claims.json"} and manifest["threads"] >= 1
     assert manifest["code"]  # a commit, or "unknown" outside git
+    assert manifest["machine"] == f"CPU: {os.cpu_count()} cores" or manifest["machine"].startswith("GPU: ")
     assert list(read_claims(tmp_path).seed) == [4]
     # a second run stopped after its results.csv: the folder now mixes two runs
     write_results(pd.DataFrame({"metric": ["m"], "value": [2.0]}), folder, profile="default", seed=5)

@@ -16,7 +16,6 @@ import os
 import platform
 import re
 from collections.abc import Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -56,12 +55,13 @@ def read_claims(results_root: str | Path) -> pd.DataFrame:
 
 
 def _run_of(folder: Path) -> dict:
-    """The profile, seed, torch threads and code version of a chapter's run, from its
+    """The profile, seed, torch threads, machine and code version of a chapter's run, from its
     ``manifest.json`` (checked against the files it seals); all ``None`` if it was not run."""
     if not (folder / "manifest.json").exists():
-        return dict(profile=None, seed=None, threads=None, code=None)
+        return dict(profile=None, seed=None, threads=None, machine=None, code=None, packages={})
     manifest = check_manifest(folder)
-    return {k: manifest.get(k) for k in ("profile", "seed", "threads", "code")}
+    out = {k: manifest.get(k) for k in ("profile", "seed", "threads", "machine", "code")}
+    return out | {"machine": out["machine"] or "not recorded", "packages": manifest.get("packages", {})}
 
 
 def _cell(text: object) -> str:
@@ -153,7 +153,7 @@ def _chapter_table(claims: pd.DataFrame, profiles: Sequence[str]) -> list[str]:
 
 
 def chapter_runs(results_root: str | Path, titles: Mapping[str, str]) -> pd.DataFrame:
-    """Per chapter: title, profile, seed, threads and code version (its ``manifest.json``) and
+    """Per chapter: title, profile, seed, threads, machine and code version (its ``manifest.json``) and
     wall time (``wall_seconds.txt``; NaN if not timed)."""
     rows = []
     for chapter, title in titles.items():
@@ -162,19 +162,6 @@ def chapter_runs(results_root: str | Path, titles: Mapping[str, str]) -> pd.Data
         rows.append(dict(chapter=chapter, title=title, **_run_of(folder),
                          wall_minutes=float(wall.read_text()) / 60 if wall.exists() else float("nan")))
     return pd.DataFrame(rows)
-
-
-def package_versions(requirements: str | Path) -> dict[str, str]:
-    """The installed version of every package pinned in ``requirements`` (``"missing"`` if none)."""
-    names = [line.split("==")[0].strip() for line in Path(requirements).read_text().splitlines()
-             if line.strip() and not line.lstrip().startswith("#")]
-    versions = {}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "missing"
-    return versions
 
 
 def hardware() -> dict[str, str]:
@@ -203,19 +190,32 @@ def appendix_markdown(runs: pd.DataFrame, versions: Mapping[str, str], machine: 
                       built: str) -> str:
     """The reproducibility appendix: how this build was made, to rerun it exactly."""
     chapters = runs.assign(wall=runs.wall_minutes.map(_minutes))[
-        ["title", "profile", "seed", "threads", "code", "wall"]]
+        ["title", "profile", "seed", "threads", "machine", "code", "wall"]]
     total = runs.wall_minutes.sum(min_count=1)
     lines = ["# Reproducibility", "", f"This book was built on {built}. Each chapter ran through",
-             "papermill with the profile, seed and torch threads below (from each chapter's",
+             "papermill with the profile, seed, torch threads and machine below (from each chapter's",
              "`manifest.json`; `code` is the library's git commit); rerunning `make book` with the",
              "same versions gives the same checked numbers (see each chapter's `claims.json`).", "",
              "## Chapters", ""] + _table(chapters.rename(columns={"wall": "wall time"}))
     lines += ["", f"Sum of the chapters' wall times: {_minutes(total)} (chapters run in parallel,",
-              "so the build itself can take less).", "", "## Machine", ""]
+              "so the build itself can take less).", "", "## The machine that built the HTML", "",
+              "The chapters may have run elsewhere (a GPU runner, say): the table above says where.", ""]
     lines += _table(pd.DataFrame(list(machine.items()), columns=["what", "value"]))
-    lines += ["", "## Packages", ""]
-    lines += _table(pd.DataFrame(list(versions.items()), columns=["package", "version"]))
+    lines += ["", "## Packages", "", "Versions in the HTML build, and any chapter that ran with another",
+              "(from its `manifest.json`).", ""]
+    lines += _table(pd.DataFrame([(name, version, _other_versions(runs, name, version))
+                                  for name, version in versions.items()],
+                                 columns=["package", "version", "chapters with another version"]))
     return "\n".join(lines) + "\n"
+
+
+def _other_versions(runs: pd.DataFrame, package: str, version: str) -> str:
+    """The chapters of ``runs`` whose manifest records another version of ``package``."""
+    if "packages" not in runs:
+        return ""
+    other = [f"{row.title}: {row.packages[package]}" for row in runs.itertuples()
+             if isinstance(row.packages, dict) and row.packages.get(package, version) != version]
+    return "; ".join(other)
 
 
 def benchmark_markdown(bench: Mapping[str, object] | None, runs: pd.DataFrame) -> str:

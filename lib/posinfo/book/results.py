@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ import torch
 from IPython.display import Markdown
 from matplotlib.figure import Figure
 
+from posinfo.book.params import project_root
 from posinfo.book.verdicts import VERDICTS, Rule, judge, replicates_needed
 from posinfo.cache import atomic_path, write_text
 
@@ -138,9 +141,36 @@ def code_version() -> str:
     return head + ("+changes" if dirty else "")
 
 
+def package_versions(requirements: str | Path) -> dict[str, str]:
+    """The installed version of every package pinned in ``requirements`` (``"missing"`` if none)."""
+    names = [line.split("==")[0].strip() for line in Path(requirements).read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "missing"
+    return versions
+
+
+def _pinned_versions() -> dict[str, str]:
+    """:func:`package_versions` of the book's ``requirements.txt`` (none outside the book)."""
+    pins = project_root() / "requirements.txt"
+    return package_versions(pins) if pins.is_file() else {}
+
+
+def machine() -> str:
+    """What the running process computes on, in words: the GPU torch sees, else the CPU's cores
+    (recorded per chapter, since chapters may run on other machines than the HTML build)."""
+    if torch.cuda.is_available():
+        return f"GPU: {torch.cuda.get_device_name(0)}"
+    return f"CPU: {os.cpu_count()} cores"
+
+
 def write_manifest(folder: str | Path) -> Path:
     """Write ``manifest.json``: the run's profile and seed (from ``results.csv``), its torch
-    thread count and code version, and the SHA-256 of ``results.csv`` and ``claims.json``, so a
+    thread count, machine (:func:`machine`) and code version, and the SHA-256 of ``results.csv`` and ``claims.json``, so a
     reader (and the book's report) can tell that the two files come from one run."""
     folder = Path(folder)
     files = [folder / "results.csv", folder / "claims.json"]
@@ -151,7 +181,8 @@ def write_manifest(folder: str | Path) -> Path:
     if first.empty:
         raise ValueError(f"{files[0]} holds no row, so no run to seal")
     manifest = {"profile": str(first.profile.iloc[0]), "seed": int(first.seed.iloc[0]),
-                "threads": torch.get_num_threads(), "code": code_version(),
+                "threads": torch.get_num_threads(), "machine": machine(), "code": code_version(),
+                "packages": _pinned_versions(),
                 "files": {f.name: _sha256(f) for f in files}}
     write_text(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return folder / "manifest.json"
