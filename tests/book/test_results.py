@@ -110,7 +110,7 @@ def test_verdict_note_counts_three_verdicts_and_flags_a_control_that_holds():
     cfg = SimpleNamespace(profile="default", seed=0)
     claims = [_claim("E1", True), _claim("E2", False), _claim("E3", "inconclusive", control="holds")]
     text = verdict_note(claims, cfg).data
-    assert "1 hold (E1), 1 fail (E2) and 1 are inconclusive (E3)" in text
+    assert "1 holds (E1), 1 fails (E2) and 1 is inconclusive (E3)" in text
     assert "**E2 does not hold.**" in text and "90% interval [0.4, 0.6], n = 3" in text
     assert "Defect: the control of E3 holds" in text
     assert "Defect" not in verdict_note(claims[:2], cfg).data

@@ -149,3 +149,14 @@ def test_random_weight_sources_do_not_replace_the_studied_encoders(tmp_path):
     trained, random = (Source("vgg16_bn", w, torch.nn.Identity()) for w in ("synthetic", "random"))
     chosen = ablations.studied_sources([Source(RAW, "none", RawImage()), trained, random], cfg)
     assert chosen["vgg16_bn"] is trained and set(chosen) == {RAW, "vgg16_bn"}
+
+
+def test_prose_numbers_quote_both_kernel_sweeps(tmp_path):
+    cfg = config(tmp_path)
+    flat = lambda e, s, r, p: 0.5 if e == "kernel on one stage" else paper_like(e, s, r, p)  # noqa: E731
+    run = fake_run(cfg, flat, 0.3)
+    words = ablations.prose_numbers(run, ablations.check_claims(run, cfg), cfg)
+    first = cfg.patterns[0]
+    assert words["kernel_all"].startswith(f"{first} .720 -> .840")  # 0.6 + 0.1 + 0.02 k
+    assert words["kernel_stage_scores"].startswith(f"{first} .500 -> .500")
+    assert words["kernel_stage"] == "stage f2 alone" and words["a2"] == "does not hold"

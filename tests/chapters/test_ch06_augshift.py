@@ -157,3 +157,21 @@ def test_the_combination_trains_on_the_first_seed_only(tmp_path, monkeypatch):
 def test_training_steps(tmp_path):
     assert ch.training_steps(config(tmp_path, profile="default")) == 6 * 94
     assert ch.training_steps(config(tmp_path, profile="paper")) == 60 * 391  # CIFAR: 50,000 images
+
+
+def test_the_combination_is_compared_on_its_own_seed(tmp_path):
+    """Trained on the first seed only, the combination is set against that seed's networks, not
+    against means over seeds (which here would reverse the conclusion)."""
+    cfg = config(tmp_path)
+    table = fake_table({"baseline": 80, "augshift": 70, "blurpool": 60},
+                       {"baseline": 85, "augshift": 60, "blurpool": 70}, seeds=2)
+    table.loc[(table.metric == "consistency") & (table.run == 1), "value"] += 30  # seed 1 far higher
+    combo = fake_table({"augshift+blurpool": 65}, {"augshift+blurpool": 75}, seeds=1)
+    table = pd.concat([table, combo], ignore_index=True)
+    first = ch.first_seed(table, cfg)
+    assert first.loc["augshift+blurpool", "cons8"] == 75 and first.loc["blurpool", "cons8"] == 70
+    text = ch.verdict(ch.check_claims(table, cfg), table, cfg).data
+    assert "75.0 against 60.0 (AugShift) and 70.0 (BlurPool): the two combine" in text
+    words = ch.prose_numbers(table, ch.check_claims(table, cfg), cfg)["combination_top1"]
+    assert words == "65.0% against 60.0% for BlurPool alone on that seed"
+    assert "augshift+blurpool (first seed only)" in ch.curve_table(table).columns

@@ -289,10 +289,11 @@ def verdict_note(claims: Sequence[Claim], cfg: Any) -> Markdown:
     inconclusive, each claim that does not hold with its effect and interval, and any control
     that holds (a check that cannot tell position from its absence)."""
     by = {v: [c.id for c in claims if c.verdict == v] for v in VERDICTS}
+    count = lambda v, one, many: (f"{len(by[v])} {one if len(by[v]) == 1 else many} "  # noqa: E731
+                                  f"({', '.join(by[v]) or 'none'})")
     text = (f"In this run ({cfg.profile} profile, seed {cfg.seed}), of {len(claims)} findings tested "
-            f"here {len(by['holds'])} hold ({', '.join(by['holds']) or 'none'}), "
-            f"{len(by['fails'])} fail ({', '.join(by['fails']) or 'none'}) and "
-            f"{len(by['inconclusive'])} are inconclusive ({', '.join(by['inconclusive']) or 'none'}).")
+            f"here {count('holds', 'holds', 'hold')}, {count('fails', 'fails', 'fail')} and "
+            f"{count('inconclusive', 'is inconclusive', 'are inconclusive')}.")
     for c in claims:
         if c.verdict != "holds":
             text += (f"\n\n- **{c.id} {verdict_text(c)}.** {c.claim} Paper: {c.paper}. Here: "

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from posinfo.book import plots
 from posinfo.book.paper_tables import iclr2020_table2, iclr2020_table3
 from posinfo.book.params import ChapterSpec, Config, choice, integer
-from posinfo.book.results import Claim, read_back, tested
+from posinfo.book.results import Claim, decimal, holds_by_id, read_back, tested
 from posinfo.book.verdicts import Rule, per_replicate, substitute
 from posinfo.cache import cache_root
 from posinfo.data import targets
@@ -421,6 +421,21 @@ def check_claims(run: AblationRun, cfg: Config) -> list[Claim]:
                     0.0), eff["A7"],
                per_replicate(_with_source(_with_source(t, vgg, BLIND), res, BLIND), a7)),
     ]
+
+
+def prose_numbers(run: AblationRun, claims: Sequence[Claim], cfg: Config) -> dict[str, str]:
+    """The numbers the chapter's "Reading the numbers" quotes about the kernel ablation, from this
+    run, as glue variables (see ``posinfo.book.results.glue_prose``): the 1x1 and 7x7 SPC of each
+    pattern with all stages (``kernel_all``) and on ``kernel_stage`` (``kernel_stage_scores``),
+    and A2's verdict (``a2``)."""
+    vgg, t = next(e for e in cfg.encoders if e.startswith("vgg")), run.table
+    words = lambda experiment, **where: ", ".join(  # noqa: E731
+        f"{p} {decimal(spc_of(t, experiment, vgg, p, kernel=1, **where), 3)} -> "
+        f"{decimal(spc_of(t, experiment, vgg, p, kernel=7, **where), 3)}" for p in cfg.patterns)
+    stage = ({"kernel_stage_scores": "the same (A2 reads all stages)"} if cfg.kernel_stage == "all"
+             else {"kernel_stage_scores": words("kernel on one stage")})
+    return {"kernel_all": words("kernel"), "kernel_stage": _stage_name(cfg.kernel_stage),
+            "a2": holds_by_id(claims)["a2"]} | stage
 
 
 def _with_stage(table: pd.DataFrame, stage: str, like: str) -> pd.DataFrame:
