@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch import nn
 from posinfo.cache import write_text
 from posinfo.models.augshift import NetSpec, build_classifier
 from posinfo.models.encoders import MultiLevelEncoder
@@ -27,14 +28,15 @@ from posinfo.models.encoders import MultiLevelEncoder
 def _cases() -> dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]]:
     """Name -> (a network returning one tensor, a batch), as the chapters train them."""
     torch.manual_seed(0)
-    vgg_half, vgg_eighth = MultiLevelEncoder("vgg16_bn", 0.5), MultiLevelEncoder("vgg16_bn", 0.125)
-    levels = lambda enc: lambda x: enc.trunk(x)  # noqa: E731  (the last tap's map)
+    # The VGG trunks and the ResNet's layers themselves, without the encoders' own layout switch.
+    half, eighth = (MultiLevelEncoder("vgg16_bn", w).trunk for w in (0.5, 0.125))
     resnet = build_classifier(NetSpec("resnet18", 10, 0.125, "cifar"))
     return {
-        "vgg16_bn x0.5, 32 px (chapter 1 pretraining)": (levels(vgg_half), torch.rand(64, 3, 32, 32)),
-        "vgg16_bn x0.125, 64 px (chapter 4 classifier)": (levels(vgg_eighth), torch.rand(64, 3, 64, 64)),
-        "vgg16_bn x0.125, 196 px (chapter 4 dense nets)": (levels(vgg_eighth), torch.rand(8, 3, 196, 196)),
-        "resnet18 x0.125, 32 px (chapter 6)": (lambda x: resnet.head(resnet.encoder(x)), torch.rand(64, 3, 32, 32)),
+        "vgg16_bn x0.5, 32 px (chapter 1 pretraining)": (half, torch.rand(64, 3, 32, 32)),
+        "vgg16_bn x0.125, 64 px (chapter 4 classifier)": (eighth, torch.rand(64, 3, 64, 64)),
+        "vgg16_bn x0.125, 196 px (chapter 4 dense nets)": (eighth, torch.rand(8, 3, 196, 196)),
+        "resnet18 x0.125, 32 px (chapter 6)": (nn.Sequential(resnet.encoder, resnet.head),
+                                               torch.rand(64, 3, 32, 32)),
     }
 
 
