@@ -76,6 +76,7 @@ html: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python bench/readout_speed.py
 	$(BIN)/python bench/layout_speed.py
+	$(BIN)/python bench/readout_loss.py
 
 # Open the built book in headless Chromium (Debian's, or $CHROME_BIN with $CHROMEDRIVER) and check
 # every page, figure, table, internal link and the search. Needs `make book` (or `make html`) first.

@@ -78,12 +78,41 @@ def test_both_tasks_see_the_same_scenes_of_the_chosen_classes(tmp_path):
     assert not torch.equal(data["saliency"].tests["scenes"][0][:1], images[:1])
 
 
+def test_the_twins_see_the_same_scenes_with_labels_by_position(tmp_path):
+    cfg = config(tmp_path)
+    central, thirds = (pit.scene_task_data(cfg, t) for t in pit.TWIN_OF)
+    images, everything = pit.scene_task_data(cfg, "saliency").train(1)
+    same, centre = central.train(1)
+    again, by_third = thirds.train(1)
+    assert torch.equal(images, same) and torch.equal(images, again)
+    assert (centre <= everything).all() and centre.sum() < everything.sum()
+    assert torch.equal(by_third > 0, everything > 0) and int(by_third.max()) <= 3
+    assert (central.num_outputs, thirds.num_outputs) == (1, 4)
+    configs = {pit.dense_config(cfg, t, "zero", pit.scene_task_data(cfg, t)) for t in pit.SCENE_TASKS}
+    assert len(configs) == 4  # every labelling has its own cached network
+    assert pit.twin_jobs(cfg) == {t: t for t in pit.TWIN_OF}
+    assert [pit.partner(cfg, t) for t in pit.TWIN_OF] == list(pit.PAPER_TASKS)
+
+
+def test_off_the_scenes_the_twins_bring_their_own_partners(tmp_path, data_root):
+    cfg = config(data_root, profile="paper", image_size=32)
+    assert pit.twin_jobs(cfg) == {"central saliency": "central saliency",
+                                  "thirds segmentation": "thirds segmentation",
+                                  "saliency (scenes)": "saliency",
+                                  "segmentation (scenes)": "segmentation"}
+    tcfg = pit.twin_config(cfg)
+    assert (tcfg.dataset, tcfg.n_train, tcfg.n_test) == ("scenes", cfg.twin_train, cfg.twin_test)
+    with pytest.raises(ValueError, match="twin_train and twin_test"):
+        pit.validate(config(data_root, dataset="msra-b+voc2012"))  # the smoke profile has none
+
+
 def test_scene_classes_are_relabelled_in_order(tmp_path):
     cfg = config(tmp_path, scene_classes=["cross", "disk"])
     ids = [CLASS_NAMES.index("cross"), CLASS_NAMES.index("disk")]
-    _, _, raw, _ = SyntheticScenes(6, cfg.image_size, 3, object_scale=pit.OBJECT_SCALE,
-                                   classes=ids).tensors()
-    _, classes, saliency = pit.scenes(cfg, 6, 3)
+    _, _, raw, _ = SyntheticScenes(6, cfg.image_size, 3, n_objects=pit.SCENE_OBJECTS,
+                                   object_scale=pit.OBJECT_SCALE, classes=ids).tensors()
+    _, classes = pit.scenes(cfg, 6, 3, "segmentation")
+    _, saliency = pit.scenes(cfg, 6, 3, "saliency")
     expected = torch.zeros_like(raw)
     expected[raw == ids[0] + 1] = 1
     expected[raw == ids[1] + 1] = 2
@@ -129,9 +158,10 @@ def test_border_scores_by_hand():
     assert scores["miou"] == pytest.approx(254 / 255 / 2)  # class 1: 254 of 255 valid pixels; class 2: IoU 0
 
 
-def fake_table(f, mae, miou, spc, replicates=3, jitter=0.01):
-    """Task scores and probe SPCs (trained for ``PROBED``) in each replicate, moved by
-    ``jitter`` times (replicate - 1)."""
+def fake_table(f, mae, miou, spc, replicates=3, jitter=0.01, readouts=None):
+    """Task scores and probe SPCs (trained for ``PROBED``; the same with every readout unless
+    ``readouts`` maps a (readout, stage) to other values) in each replicate, moved by ``jitter``
+    times (replicate - 1)."""
     tables = []
     for r in range(replicates):
         d = jitter * (r - 1)
@@ -139,42 +169,75 @@ def fake_table(f, mae, miou, spc, replicates=3, jitter=0.01):
                 for m, vals in (("f_measure", f), ("mae", mae)) for p, v in zip(pit.TASK_PADDINGS, vals)]
         rows += [dict(experiment="task", task="segmentation", padding=p, test_set="scenes", metric="miou",
                       value=v + d) for p, v in zip(pit.TASK_PADDINGS, miou)]
-        rows += [dict(experiment="probe", trained_for=t, pattern=p, test_set=ts, metric=m, value=v + d)
-                 for p in ("H", "G", "HS") for t, v in zip(pit.PROBED, spc)
-                 for ts in ("natural", "black", "white", "noise") for m in ("spc_paper", "mae")]
+        rows += [dict(experiment="twin task", task=t, padding="zero", test_set="scenes", metric=m,
+                      value=v + d) for t, m, v in (("central saliency", "f_measure", 0.5),
+                                                   ("central saliency", "mae", 0.1),
+                                                   ("thirds segmentation", "miou", 0.25))]
+        for readout, stage in pit.PROBE_READOUTS:
+            values = (readouts or {}).get((readout, stage), spc)
+            rows += [dict(experiment="probe", trained_for=t, readout=readout, stage=stage, pattern=p,
+                          test_set=ts, metric=m, value=v + d)
+                     for p in ("H", "G", "HS") for t, v in zip(pit.PROBED, values)
+                     for ts in ("natural", "black", "white", "noise") for m in ("spc_paper", "mae")]
         tables.append(pd.DataFrame(rows).assign(replicate=r))
     return pd.concat(tables, ignore_index=True)
 
 
+# PROBED: classification, saliency, segmentation, untrained, central saliency, thirds segmentation
 def test_claims_hold_and_fail(tmp_path):
     cfg = config(tmp_path)
-    good = fake_table([0.8, 0.4], [0.1, 0.3], [0.3, 0.1], [0.7, 0.9, 0.95])
+    good = fake_table([0.8, 0.4], [0.1, 0.3], [0.3, 0.1], [0.7, 0.9, 0.9, 0.6, 0.97, 0.99])
     claims = pit.check_claims(good, cfg)
-    assert [c.holds for c in claims] == [True, True, True]
+    assert [c.id for c in claims] == ["T1", "T2", "T3", "T4"]
+    assert [c.holds for c in claims] == [True, True, True, True]
     assert all(c.control != "holds" and c.n == 3 for c in claims)
-    bad = fake_table([0.8, 0.4], [0.4, 0.3], [0.1, 0.1], [0.9, 0.95, 0.8])
-    assert [c.verdict for c in pit.check_claims(bad, cfg)] == ["fails", "inconclusive", "fails"]
+    bad = fake_table([0.8, 0.4], [0.4, 0.3], [0.1, 0.1], [0.9, 0.95, 0.8, 0.9, 0.9, 0.99])
+    assert [c.verdict for c in pit.check_claims(bad, cfg)] == ["fails", "inconclusive", "fails",
+                                                                "fails"]
+
+
+def test_t3_and_t4_are_decided_on_the_least_squares_readout_of_one_stage(tmp_path):
+    """Table 6's readout (SGD, all stages) says the dense encoders hold less, the deciding one
+    (least squares on probe_stage) that they hold more: the claims follow the deciding one."""
+    cfg = config(tmp_path)
+    table = fake_table([0.8, 0.4], [0.1, 0.3], [0.3, 0.1], [0.9, 0.5, 0.5, 0.9, 0.4, 0.4],
+                       readouts={("least_squares", "stage"): [0.7, 0.9, 0.9, 0.9, 0.99, 0.99]})
+    t3, t4 = pit.check_claims(table, cfg)[2:]
+    assert (t3.verdict, t4.verdict) == ("holds", "holds")
+    assert t4.effect == pytest.approx(0.09)
+    assert "least squares readout on f5" in t3.rule and "least squares readout on f5" in t4.rule
+
+
+def test_t4_needs_both_twins(tmp_path):
+    cfg = config(tmp_path)
+    one = fake_table([0.8, 0.4], [0.1, 0.3], [0.3, 0.1], [0.7, 0.8, 0.8, 0.6, 0.95, 0.8])
+    t4 = pit.check_claims(one, cfg)[3]
+    assert t4.verdict == "fails" and t4.effect == pytest.approx(0.0, abs=1e-9)
+    both = fake_table([0.8, 0.4], [0.1, 0.3], [0.3, 0.1], [0.7, 0.8, 0.8, 0.6, 0.95, 0.9])
+    assert pit.check_claims(both, cfg)[3].effect == pytest.approx(0.1)
 
 
 def test_no_claim_holds_on_null_inputs(tmp_path):
-    """Networks with and without padding that score alike, and four encoders that hold the same
+    """Networks with and without padding that score alike, and encoders that hold the same
     position: no finding holds."""
-    table = fake_table([0.5, 0.5], [0.2, 0.2], [0.2, 0.2], [0.8, 0.8, 0.8, 0.8])
+    table = fake_table([0.5, 0.5], [0.2, 0.2], [0.2, 0.2], [0.8] * 6)
     assert not any(c.holds for c in pit.check_claims(table, config(tmp_path)))
 
 
 def test_tables_beside_the_paper(tmp_path):
-    table = fake_table([0.8, 0.4], [0.1, 0.3], [0.3, 0.1], [0.7, 0.9, 0.95, 0.6])
+    table = fake_table([0.8, 0.4], [0.1, 0.3], [0.3, 0.1], [0.7, 0.9, 0.95, 0.6, 0.9, 0.9])
     t5 = pit.table5(table)
     assert list(t5.index) == ["VGG", "VGG w/o padding"]
     assert t5.loc["VGG", ("paper", "ecssd", "f_measure")] == 0.78
     assert t5.loc["VGG w/o padding", ("ours", "scenes", "miou_%")] == pytest.approx(10.0)
     t6 = pit.table6(table, config(tmp_path))
-    assert t6.shape == (12, 16)
+    assert t6.shape == (9, 16)  # the paper's three encoders, three patterns
     assert t6.loc[("H", "segmentation"), ("natural", "spc", "paper")] == 0.982
-    assert t6.loc[("G", "untrained"), ("natural", "spc", "ours")] == 0.6
-    assert pd.isna(t6.loc[("G", "untrained"), ("natural", "spc", "paper")])
     assert t6.loc[("H", "segmentation"), ("natural", "spc", "ours")] == 0.95
+    probes = pit.probe_table(table, config(tmp_path))
+    assert list(probes.columns) == [("sgd", "all"), ("least_squares", "all"), ("least_squares", "f5")]
+    assert probes.loc[("G", "untrained"), ("sgd", "all")] == 0.6
+    assert probes.loc[("HS", "thirds segmentation"), ("least_squares", "f5")] == 0.9
 
 
 def test_border_examples():
@@ -185,14 +248,16 @@ def test_border_examples():
     assert pit.border_examples(mask, k=2) == [2, 1, 3] or pit.border_examples(mask, k=2)[:2] == [2, 1]
 
 
-def test_examples_figure(tmp_path):
+def test_examples_figures(tmp_path):
     cfg = config(tmp_path, n_test=4)
-    tests = pit.scene_test(cfg)
-    data = {t: pit.TaskData(None, 0, {"scenes": tests[t]}, 1 if t == "saliency" else 11) for t in tests}
-    preds = {(t, p, "scenes"): tests[t][1] for t in tests for p in pit.TASK_PADDINGS}
-    fig = pit.plot_examples(pit.TaskRun({}, {}, data, preds), k=1)
+    data = {t: pit.scene_task_data(cfg, t) for t in pit.SCENE_TASKS}
+    preds = {(t, p, "scenes"): data[t].tests["scenes"][1] for t in data for p in pit.TASK_PADDINGS}
+    run = pit.TaskRun({}, {}, data, preds)
+    fig = pit.plot_examples(run, k=1)
     assert len(fig.axes) == 2 * 8
     assert fig.axes[0].get_title() == "saliency: image"
+    twins = pit.plot_twins(run, cfg, k=2)
+    assert len(twins.axes) == 2 * 7 and twins.axes[2].get_title() == "central saliency"
 
 
 def test_where_padding_matters_reports_the_changes():
@@ -212,25 +277,35 @@ def test_the_untrained_probe_is_where_the_dense_networks_start(tmp_path):
     untrained = build_encoder(cfg.arch, "random", width=cfg.vgg_width, seed=cfg.seed)
     ours, theirs = start.state_dict(), untrained.state_dict()
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
-    assert pit.PROBED[-1] == "untrained" and pit.PROBED[:3] == pit.TRAINED_FOR
+    assert pit.PROBED[3] == "untrained" and pit.PROBED[:3] == pit.TRAINED_FOR
 
 
 def test_prose_numbers_follow_the_table(tmp_path):
-    table = fake_table([0.8, 0.4], [0.1, 0.3], [0.3, 0.1], [0.7, 0.9, 0.95, 0.96])
+    cfg = config(tmp_path)
+    table = fake_table([0.8, 0.4], [0.1, 0.3], [0.3, 0.1], [0.7, 0.9, 0.95, 0.96, 0.99, 0.97])
     border = [dict(experiment="task", task="saliency", padding=p, test_set="scenes",
                    metric=f"mae_{r}", value=v)
               for p, r, v in (("zero", "border", 0.01), ("none", "border", 0.05),
                               ("zero", "interior", 0.02), ("none", "interior", 0.12))]
     table = pd.concat([table, pd.DataFrame(border)], ignore_index=True)
-    claims = pit.check_claims(table, config(tmp_path))
-    words = pit.prose_numbers(table, claims, {"val_accuracy": 0.923})
+    claims = pit.check_claims(table, cfg)
+    words = pit.prose_numbers(table, claims, {"val_accuracy": 0.923}, cfg)
     assert [words[k] for k in ("t1", "t2", "t3")] == ["holds", "holds", "holds"]
     assert (words["f_zero"], words["f_none"], words["mae_none"]) == (".80", ".40", ".300")
     assert (words["miou_zero"], words["classifier_accuracy"]) == ("30", "92%")
     assert words["mae_interior_none"] == ".120" and words["where_cost"].startswith("the interior's error rose more")
     assert pit._where_cost(-0.1, -0.2).startswith("removing the padding did not raise")
     assert pit._where_cost(0.3, 0.1).startswith("the border band's error rose more")
-    assert words["spc_G_untrained"] == ".96"
+    assert words["spc_G_untrained"] == ".96" and words["ls_HS_central_saliency"] == ".99"
+    assert (words["lead_central_saliency"], words["lead_thirds_segmentation"]) == ("+0.090", "+0.020")
     assert words["training_effect"] == "every task lowered what the readout finds"
-    words = pit.prose_numbers(table, claims, {})
+    assert words["t4"] == "does not hold"  # the thirds twin leads by .02 only
+    assert words["twin_reading"].startswith("So in this run the need for position did not")
+    assert (words["f_central"], words["f_central_partner"]) == (".50", ".80")
+    assert (words["miou_thirds"], words["miou_thirds_partner"]) == ("25", "30")
+    twins = pit.twin_table(table, cfg)
+    assert list(twins.index) == [("central saliency", "saliency"), ("central saliency", "central saliency"),
+                                 ("thirds segmentation", "segmentation"),
+                                 ("thirds segmentation", "thirds segmentation")]
+    words = pit.prose_numbers(table, claims, {}, cfg)
     assert words["classifier_accuracy"] == "not measured"

@@ -85,3 +85,14 @@ def test_cached_features_with_inf_are_recomputed_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match="hold NaN or inf; recomputing"):
         again = FeatureCache(tmp_path)(enc, x, 4, name="resnet152 (random)")
     assert torch.equal(again, good)
+
+
+def test_stage_channels():
+    from posinfo.probe.features import stage_channels
+    channels = [8, 16, 32]
+    assert stage_channels(channels, "all") == slice(None)
+    assert stage_channels(channels, "f1") == slice(0, 8)
+    assert stage_channels(channels, "f3") == slice(24, 56)
+    for bad in ("f0", "f4", "g1", "f"):
+        with pytest.raises(ValueError, match="stage must be"):
+            stage_channels(channels, bad)

@@ -76,3 +76,38 @@ def test_least_squares_refuses_non_finite_features_naming_them():
     f[0, 0, 0, 0] = float("inf")
     with pytest.raises(ValueError, match=r"least squares on resnet152 \(random\): the features hold NaN"):
         least_squares_readout(f, position_maps(["H"], 10), name="resnet152 (random)")
+
+
+def test_best_readout_is_chosen_by_training_loss():
+    from posinfo.probe.readout import fit_best_readout, readout_seeds, training_loss
+    assert readout_seeds(7, 3) == [7, 1007, 2007] and readout_seeds(0, 1) == [0]
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 4, 6, 6, generator=gen)
+    target = torch.linspace(0, 1, 8).expand(8, 8).contiguous()
+    protocol = ReadoutTraining(epochs=2, batch_size=8)
+    best, loss = fit_best_readout(x, target, protocol, seeds=[0, 1, 2])
+    losses = [training_loss(fit_readout(x, target, protocol, seed=s), x, target) for s in (0, 1, 2)]
+    assert loss == pytest.approx(min(losses)) and training_loss(best, x, target) == pytest.approx(loss)
+    one, only = fit_best_readout(x, target, protocol, seeds=[1])
+    assert only == pytest.approx(losses[1])
+    with pytest.raises(ValueError, match="at least one seed"):
+        fit_best_readout(x, target, protocol, seeds=[])
+
+
+@pytest.mark.parametrize("grid, size", [((12, 12), (196, 196)), ((5, 7), (20, 33))])
+def test_upsampled_mse_equals_the_loss_on_upsampled_maps(grid, size):
+    import torch.nn.functional as F
+    from posinfo.probe.readout import UpsampledMSE, upsampling_matrix
+    gen = torch.Generator().manual_seed(1)
+    y = torch.rand(4, *grid, generator=gen, requires_grad=True)
+    target = torch.rand(*size, generator=gen)
+    up = F.interpolate(y[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    rows, cols = upsampling_matrix(grid[0], size[0]), upsampling_matrix(grid[1], size[1])
+    assert torch.allclose(rows.float() @ y.detach() @ cols.float().T, up.detach(), atol=1e-6)
+    reference = F.mse_loss(up, target.expand_as(up))
+    (expected,) = torch.autograd.grad(reference, y)
+    loss = UpsampledMSE(target, grid)(y)
+    (grad,) = torch.autograd.grad(loss, y)
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-5)
+    assert torch.allclose(grad, expected, rtol=1e-4, atol=1e-9)
+    assert UpsampledMSE(target, grid)(y.detach() * 0 + 2).item() != pytest.approx(reference.item())

@@ -4,7 +4,13 @@ The same VGG16 encoder-decoder (:mod:`posinfo.models.dense`) is trained from scr
 without zero padding, for salient object detection and for semantic segmentation, and scored
 with the F-measure and MAE (saliency) and the mIoU (segmentation). The two padded encoders and an
 encoder trained for classification are then frozen and probed with chapter 1's readout for the
-H, G and HS patterns on natural, black, white and noise inputs.
+H, G and HS patterns on natural, black, white and noise inputs (Table 6), and with the exact
+least-squares readout on all stages and on one deep stage, which decides the comparisons.
+
+Beyond the paper, two position-dependent twins (:mod:`posinfo.data.position_tasks`) are trained on
+the same scenes with the same network and budget: saliency of the most central object, and
+segmentation into horizontal thirds. Their encoders are probed beside their position-free
+partners' (claim T4: does a task that needs position leave more of it?).
 
 In the default profile the two dense networks are trained on the very same generated scenes
 (:mod:`posinfo.data.scenes`, objects of ``scene_classes`` only), with the same architecture, width,
@@ -39,6 +45,7 @@ from posinfo.book.verdicts import Rule, per_replicate, substitute
 from posinfo.cache import cache_root
 from posinfo.data import targets
 from posinfo.data.datasets import dataset_root, saliency_tensors, voc_tensors
+from posinfo.data.position_tasks import THIRDS, twin_targets
 from posinfo.data.scenes import CLASS_NAMES, SyntheticScenes
 from posinfo.data.targets import distance_to_border
 from posinfo.metrics import dense as task_metrics
@@ -54,13 +61,26 @@ from posinfo.models.dense import (
 from posinfo.models.encoders import MIN_NOPAD_SIZE, build_encoder, require_imagenet_weights
 from posinfo.models.pretrain import PretrainConfig, synthetic_encoder
 from posinfo.probe import probing
-from posinfo.probe.probing import TEST_SETS, Source, load_data, run_readouts
+from posinfo.metrics.position import score
+from posinfo.probe.features import FeatureCache, stage_channels
+from posinfo.probe.probing import TEST_SETS, Source, load_data, source_inputs
+from posinfo.probe.readout import (ReadoutTraining, fit_best_readout, least_squares_readout,
+                                   predict, readout_seeds)
 
 TASK_PADDINGS = ("zero", "none")
-TRAINED_FOR = ("classification", "saliency", "segmentation")
+PAPER_TASKS = ("saliency", "segmentation")
+TRAINED_FOR = ("classification", *PAPER_TASKS)
+# The dense tasks on generated scenes: (what is predicted, position-dependent labels or None).
+# The twins (:mod:`posinfo.data.position_tasks`) label the same images by where objects are.
+SCENE_TASKS = {"saliency": ("saliency", None), "segmentation": ("segmentation", None),
+               "central saliency": ("saliency", "central"),
+               "thirds segmentation": ("segmentation", "thirds")}
+TWIN_OF = {"central saliency": "saliency", "thirds segmentation": "segmentation"}
 # Probed beside them: the dense networks' common starting point (same seed, before training).
-PROBED = (*TRAINED_FOR, "untrained")
+PROBED = (*TRAINED_FOR, "untrained", *TWIN_OF)
 OBJECT_SCALE = (0.25, 0.5)  # the scenes' default object sizes, shared by the three tasks
+SCENE_OBJECTS = (2, 3)
+STAGES = ("f1", "f2", "f3", "f4", "f5")  # objects per scene: several, so that "the most central one" means something
 SALIENCY_TESTS = ("ecssd", "pascal-s", "dut-omron")
 VOC_CLASSES = 21
 BORDER_FRACTION = 1 / 8  # the border band: pixels closer to the border than this share of the side
@@ -75,13 +95,15 @@ SPEC = ChapterSpec(
                                 lr=3e-3, decoder_channels=8, classification="synthetic",
                                 classification_size=32, classification_images=64,
                                 classification_epochs=1, probe_train=16, probe_test=4,
-                                n_synthetic=2, feature_size=7, readout_epochs=3, replicates=2),
+                                n_synthetic=2, feature_size=7, readout_epochs=3, twin_train=None, twin_test=None,
+                                readout_seeds=2, probe_stage="f5", replicates=2),
         "default": _SHARED | dict(dataset="scenes", scene_classes=_THREE, image_size=196,
                                   vgg_width=0.125, n_train=600, n_test=100, epochs=5, batch_size=8,
                                   lr=3e-3, decoder_channels=16, classification="synthetic",
                                   classification_size=64, classification_images=5000,
                                   classification_epochs=8, probe_train=192, probe_test=64,
                                   n_synthetic=10, feature_size=14, readout_epochs=15,
+                                  twin_train=None, twin_test=None, readout_seeds=3, probe_stage="f5",
                                   replicates=3),
         "paper": _SHARED | dict(dataset="msra-b+voc2012", scene_classes=list(CLASS_NAMES),
                                 classification_size=64, classification_images=5000,
@@ -89,7 +111,8 @@ SPEC = ChapterSpec(
                                 n_train=None, n_test=None, epochs=30, batch_size=16, lr=1e-4,
                                 decoder_channels=64, classification="imagenet", probe_train=2000,
                                 probe_test=None, n_synthetic=100, feature_size=28,
-                                readout_epochs=15, replicates=3),
+                                readout_epochs=15, twin_train=2000, twin_test=200,
+                                readout_seeds=3, probe_stage="f5", replicates=3),
     },
     types={"arch": choice(("vgg16", "vgg16_bn")), "patterns": choice(targets.PATTERNS, is_list=True),
            "cache_dir": PATH, "dataset": choice(("scenes", "msra-b+voc2012")),
@@ -102,6 +125,17 @@ SPEC = ChapterSpec(
            "classification_epochs": integer(1, 10_000), "probe_train": integer(1),
            "probe_test": integer(1, optional=True), "n_synthetic": integer(1),
            "feature_size": integer(1, 512), "readout_epochs": integer(1, 10_000),
+           "twin_train": integer(1, optional=True, help=(
+               "an int, at least 1, or None: generated scenes per epoch for the position-dependent "
+               "twins and their partners when the dataset is not the generated scenes (on them: "
+               "n_train)")),
+           "twin_test": integer(1, optional=True, help=(
+               "an int, at least 1, or None: their held-out scenes when the dataset is not the generated "
+               "scenes (on them: n_test)")),
+           "readout_seeds": integer(1, 20, help="an int in [1, 20]: SGD readouts trained per "
+                                    "encoder and pattern; the one with the lowest training loss "
+                                    "is kept"),
+           "probe_stage": choice(STAGES),
            "replicates": integer(1, 100, help="an int in [1, 100]: independent replicates (each its "
                                  "own scenes, network trainings and readout initialisations) that "
                                  "every claim is decided from")},
@@ -117,6 +151,9 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"claim T3 needs patterns H and G; patterns={cfg.patterns}")
     if cfg.dataset == "scenes" and (cfg.n_train is None or cfg.n_test is None):
         raise ValueError("the generated scenes need explicit n_train and n_test")
+    if cfg.dataset != "scenes" and (cfg.twin_train is None or cfg.twin_test is None):
+        raise ValueError(f"dataset={cfg.dataset!r}: the position-dependent twins train on "
+                         "generated scenes and need twin_train and twin_test")
     if len(set(cfg.scene_classes)) != len(cfg.scene_classes) or not cfg.scene_classes:
         raise ValueError(f"scene_classes must be distinct and non-empty; "
                          f"scene_classes={cfg.scene_classes}")
@@ -134,38 +171,6 @@ def validate(cfg: Config) -> None:
 # --- data -----------------------------------------------------------------------------------------
 
 
-def scene_epoch_seed(cfg: Config, epoch: int) -> int:
-    """The seed of the scenes of one training epoch, on :mod:`posinfo.models.pretrain`'s scheme; the two
-    dense tasks see the same images in every epoch."""
-    return 1_000_000 + 1000 * cfg.seed + epoch
-
-
-def scenes(cfg: Config, n: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
-    """``n`` scenes of ``scene_classes``: images ``[n, 3, S, S]``, class maps ``int64 [n, S, S]``
-    (0 = background, ``k + 1`` = the ``k``-th of ``scene_classes``) and saliency ``[n, S, S]``."""
-    ids = [CLASS_NAMES.index(c) for c in cfg.scene_classes]
-    images, _, classes, saliency = SyntheticScenes(n, cfg.image_size, seed, object_scale=OBJECT_SCALE,
-                                                   classes=ids).tensors()
-    lookup = torch.zeros(len(CLASS_NAMES) + 1, dtype=torch.long)
-    lookup[torch.tensor(ids) + 1] = torch.arange(1, len(ids) + 1)
-    return images, lookup[classes], saliency
-
-
-def scene_epochs(cfg: Config, task: str) -> EpochData:
-    """Fresh scenes for every epoch: images ``[n_train, 3, S, S]`` with saliency masks or class
-    maps (see :func:`scenes`)."""
-    def epoch_data(epoch: int) -> tuple[Tensor, Tensor]:
-        images, classes, saliency = scenes(cfg, cfg.n_train, scene_epoch_seed(cfg, epoch))
-        return images, saliency if task == "saliency" else classes
-    return epoch_data
-
-
-def scene_test(cfg: Config) -> dict[str, tuple[Tensor, Tensor]]:
-    """The held-out scenes for each task: ``{task: (images, targets)}``."""
-    images, classes, saliency = scenes(cfg, cfg.n_test, 40_000 + cfg.seed)
-    return {"saliency": (images, saliency), "segmentation": (images, classes)}
-
-
 @dataclass
 class TaskData:
     """One task's training data, test sets ``{name: (images, targets)}`` and output count."""
@@ -176,13 +181,53 @@ class TaskData:
     num_outputs: int
 
 
+def scene_epoch_seed(cfg: Config, epoch: int) -> int:
+    """The seed of the scenes of one training epoch, on :mod:`posinfo.models.pretrain`'s scheme; every
+    dense task sees the same images in every epoch."""
+    return 1_000_000 + 1000 * cfg.seed + epoch
+
+
+def loss_kind(task: str) -> str:
+    """``"saliency"`` or ``"segmentation"``: what a task (one of ``SCENE_TASKS``) predicts."""
+    return SCENE_TASKS[task][0]
+
+
+def scenes(cfg: Config, n: int, seed: int, task: str) -> tuple[Tensor, Tensor]:
+    """``n`` scenes of ``scene_classes`` with ``SCENE_OBJECTS`` objects each: images ``[n, 3, S,
+    S]`` and the labels of ``task`` (one of ``SCENE_TASKS``): saliency masks ``[n, S, S]`` (every
+    object, or the most central one) or class maps ``int64 [n, S, S]`` (0 = background; ``k + 1``
+    = the ``k``-th of ``scene_classes``, or the ``k``-th horizontal third)."""
+    ids = [CLASS_NAMES.index(c) for c in cfg.scene_classes]
+    drawn = SyntheticScenes(n, cfg.image_size, seed, n_objects=SCENE_OBJECTS,
+                            object_scale=OBJECT_SCALE, classes=ids)
+    images, _, classes, saliency = drawn.tensors()
+    twin = SCENE_TASKS[task][1]
+    if twin is not None:
+        return images, twin_targets(drawn, twin)
+    if task == "saliency":
+        return images, saliency
+    lookup = torch.zeros(len(CLASS_NAMES) + 1, dtype=torch.long)
+    lookup[torch.tensor(ids) + 1] = torch.arange(1, len(ids) + 1)
+    return images, lookup[classes]
+
+
+def scene_epochs(cfg: Config, task: str) -> EpochData:
+    """Fresh scenes for every epoch, with the labels of ``task`` (see :func:`scenes`)."""
+    return lambda epoch: scenes(cfg, cfg.n_train, scene_epoch_seed(cfg, epoch), task)
+
+
+def scene_task_data(cfg: Config, task: str) -> TaskData:
+    """One scene task's data: fresh scenes per epoch and the held-out scenes."""
+    outputs = 1 if loss_kind(task) == "saliency" else (
+        THIRDS if SCENE_TASKS[task][1] == "thirds" else len(cfg.scene_classes)) + 1
+    return TaskData(scene_epochs(cfg, task), cfg.n_train,
+                    {"scenes": scenes(cfg, cfg.n_test, 40_000 + cfg.seed, task)}, outputs)
+
+
 def task_data(cfg: Config) -> dict[str, TaskData]:
     """Both tasks' data: generated scenes, or MSRA-B / ECSSD, PASCAL-S, DUT-OMRON and VOC 2012."""
     if cfg.dataset == "scenes":
-        tests = scene_test(cfg)
-        return {task: TaskData(scene_epochs(cfg, task), cfg.n_train, {"scenes": tests[task]},
-                               1 if task == "saliency" else len(cfg.scene_classes) + 1)
-                for task in ("saliency", "segmentation")}
+        return {task: scene_task_data(cfg, task) for task in PAPER_TASKS}
     sal_train = saliency_tensors("msra-b", cfg.data_root, cfg.image_size, cfg.n_train)
     voc_train = voc_tensors(cfg.data_root, "train", cfg.image_size, cfg.n_train)
     return {
@@ -199,12 +244,14 @@ def task_data(cfg: Config) -> dict[str, TaskData]:
 
 
 def dense_config(cfg: Config, task: str, padding: str, data: TaskData) -> DenseConfig:
-    """How the chapter trains the ``task`` network with ``padding``; the scenes' classes are part
-    of the data's name, so networks trained on other classes are never reused."""
+    """How the chapter trains the ``task`` network (one of ``SCENE_TASKS``) with ``padding``; the
+    scenes' classes, object count and labelling are part of the data's name, so networks trained
+    on other scenes or labels are never reused."""
     name = cfg.dataset
     if cfg.dataset == "scenes":
-        name = "scenes:" + ",".join(cfg.scene_classes)
-    return DenseConfig(task=task, num_outputs=data.num_outputs, data=name, arch=cfg.arch,
+        name = f"scenes:{','.join(cfg.scene_classes)}:objects={SCENE_OBJECTS[0]}-{SCENE_OBJECTS[1]}"
+        name += f":{SCENE_TASKS[task][1]}" if SCENE_TASKS[task][1] else ""
+    return DenseConfig(task=loss_kind(task), num_outputs=data.num_outputs, data=name, arch=cfg.arch,
                        width=cfg.vgg_width, padding=padding, image_size=cfg.image_size,
                        n_train=data.n_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
                        lr=cfg.lr, decoder_channels=cfg.decoder_channels, seed=cfg.seed)
@@ -237,18 +284,51 @@ class TaskRun:
     predictions: dict[tuple[str, str, str], Tensor]  # (task, padding, test set) -> [N, S, S]
 
 
+def twin_config(cfg: Config) -> Config:
+    """The run on the scenes the twins train on: ``cfg`` itself when the profile trains on
+    generated scenes, else scenes of ``twin_train`` / ``twin_test`` images at ``image_size``."""
+    if cfg.dataset == "scenes":
+        return cfg
+    return dataclasses.replace(cfg, knobs={**cfg.knobs, "dataset": "scenes",
+                                           "n_train": cfg.twin_train, "n_test": cfg.twin_test})
+
+
+def partner(cfg: Config, twin: str) -> str:
+    """The probed name of a twin's position-free partner: the paper's task itself when the profile
+    trains on generated scenes, else the same task trained on the twin's scenes."""
+    return TWIN_OF[twin] if cfg.dataset == "scenes" else f"{TWIN_OF[twin]} (scenes)"
+
+
+def twin_jobs(cfg: Config) -> dict[str, str]:
+    """Every network the twin comparison adds (zero padding): probed name -> scene task."""
+    jobs = {twin: twin for twin in TWIN_OF}
+    if cfg.dataset != "scenes":
+        jobs |= {partner(cfg, twin): TWIN_OF[twin] for twin in TWIN_OF}
+    return jobs
+
+
+def _train(cfg: Config, run: TaskRun, name: str, task: str, pad: str, progress: bool) -> None:
+    """Train (or load) the network ``name`` (scene task ``task``) and predict its test sets."""
+    data = run.data[name]
+    net, record = dense_network(dense_config(cfg, task, pad, data), data.train,
+                                cache_root(cfg) / "dense", device=cfg.device, progress=progress)
+    run.networks[(name, pad)], run.records[(name, pad)] = net, record
+    for test_set, (images, _) in data.tests.items():
+        run.predictions[(name, pad, test_set)] = predict_dense(net, images, loss_kind(task),
+                                                               device=cfg.device)
+
+
 def train_networks(cfg: Config, progress: bool = True) -> TaskRun:
-    """Train (or load from the cache) the four networks and predict every test set."""
-    data = task_data(cfg)
-    run = TaskRun({}, {}, data, {})
-    jobs = [(task, pad) for task in data for pad in TASK_PADDINGS]
-    for task, pad in tqdm(jobs, desc="networks", disable=not progress):
-        net, record = dense_network(dense_config(cfg, task, pad, data[task]), data[task].train,
-                                    cache_root(cfg) / "dense", device=cfg.device,
-                                    progress=progress)
-        run.networks[(task, pad)], run.records[(task, pad)] = net, record
-        for name, (images, _) in data[task].tests.items():
-            run.predictions[(task, pad, name)] = predict_dense(net, images, task, device=cfg.device)
+    """Train (or load from the cache) the paper's two tasks with and without padding, and the
+    position-dependent twins (and, off the scenes, their partners) with zero padding; predict
+    every test set."""
+    run = TaskRun({}, {}, task_data(cfg), {})
+    tcfg = twin_config(cfg)
+    run.data |= {name: scene_task_data(tcfg, task) for name, task in twin_jobs(cfg).items()}
+    jobs = [(cfg, t, t, pad) for t in PAPER_TASKS for pad in TASK_PADDINGS]
+    jobs += [(tcfg, name, task, "zero") for name, task in twin_jobs(cfg).items()]
+    for jcfg, name, task, pad in tqdm(jobs, desc="networks", disable=not progress):
+        _train(jcfg, run, name, task, pad, progress)
     return run
 
 
@@ -282,14 +362,17 @@ def segmentation_scores(pred: Tensor, target: Tensor, num_classes: int) -> dict[
 
 
 def task_table(run: TaskRun) -> pd.DataFrame:
-    """Tidy scores: experiment "task", task, padding, test_set, metric, value."""
+    """Tidy scores: experiment ("task" for the paper's tasks, "twin task" for the twin
+    comparison's networks), task, padding, test_set, metric, value."""
     rows = []
     for (task, pad, name), pred in run.predictions.items():
-        target = run.data[task].tests[name][1]
-        scores = (saliency_scores(pred, target) if task == "saliency"
-                  else segmentation_scores(pred, target, run.data[task].num_outputs))
-        rows += [dict(experiment="task", task=task, padding=pad, test_set=name, metric=m, value=v)
-                 for m, v in scores.items()]
+        data = run.data[task]
+        target = data.tests[name][1]
+        scores = (saliency_scores(pred, target) if data.num_outputs == 1
+                  else segmentation_scores(pred, target, data.num_outputs))
+        experiment = "task" if task in PAPER_TASKS else "twin task"
+        rows += [dict(experiment=experiment, task=task, padding=pad, test_set=name, metric=m,
+                      value=v) for m, v in scores.items()]
     return pd.DataFrame(rows)
 
 
@@ -317,24 +400,65 @@ def probe_config(cfg: Config) -> Config:
     return dataclasses.replace(cfg, knobs=knobs)
 
 
+# The readouts of the probe: (readout, stage). The paper's (SGD on all stages, best of
+# ``readout_seeds``) is Table 6's; least squares cannot underfit, and ``probe_stage`` ("stage")
+# is a single deep stage, away from the ceiling all stages together reach.
+PROBE_READOUTS = (("sgd", "all"), ("least_squares", "all"), ("least_squares", "stage"))
+DECIDING = ("least_squares", "stage")  # the readout T3 and T4 are decided on
+SCORES = ("spc", "spc_paper", "mae", "n_constant", "n_images")
+
+
+def probed_encoders(cfg: Config, run: TaskRun, classifier: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """Every frozen encoder the probe reads, by name: the classifier, the paper's two padded
+    dense encoders, their common untrained start (same seed) and the twin comparison's."""
+    dense = lambda name: frozen_encoder(run.networks[(name, "zero")])  # noqa: E731
+    return {"classification": classifier, **{t: dense(t) for t in PAPER_TASKS},
+            "untrained": build_encoder(cfg.arch, "random", width=cfg.vgg_width, seed=cfg.seed),
+            **{name: dense(name) for name in twin_jobs(cfg)}}
+
+
+def fit_probes(cfg: Config, train: Tensor, gts: Tensor, channels: list[int]
+               ) -> dict[tuple[str, str], tuple[slice, list]]:
+    """Every readout of ``PROBE_READOUTS`` on training features ``[N, C, h, w]`` for the maps
+    ``gts`` ``[P, S, S]``: ``{(readout, stage): (channels read, one model per pattern)}``."""
+    seeds = readout_seeds(cfg.seed, cfg.readout_seeds)
+    protocol = ReadoutTraining(epochs=cfg.readout_epochs)
+    out = {}
+    for readout, stage in PROBE_READOUTS:
+        sel = stage_channels(channels, cfg.probe_stage if stage == "stage" else stage)
+        x = train[:, sel]
+        out[(readout, stage)] = (sel, [fit_best_readout(x, gt, protocol, seeds=seeds,
+                                                        device=cfg.device)[0] for gt in gts]
+                                 if readout == "sgd" else least_squares_readout(x, gts))
+    return out
+
+
 def probe_encoders(cfg: Config, run: TaskRun, classifier: torch.nn.Module,
                    progress: bool = True) -> pd.DataFrame:
-    """Chapter 1's readout on the three frozen padded encoders (Table 6) and, beyond the paper,
-    on the encoder the dense networks started from (their initialisation, untrained): the
-    baseline against which training for a task adds or removes position.
+    """Chapter 1's readout on the frozen padded encoders (Table 6), and beyond the paper the
+    untrained start, the twins and the readouts of ``PROBE_READOUTS``. Each encoder's features
+    are computed once and read by every readout.
 
     Returns:
-        Tidy rows: experiment "probe", trained_for, pattern, test_set, metric, value.
+        Tidy rows: experiment "probe", trained_for, readout, stage, pattern, test_set, metric,
+        value (stage "stage" is ``probe_stage``).
     """
-    modules = [classifier] + [frozen_encoder(run.networks[(t, "zero")]) for t in TRAINED_FOR[1:]]
-    modules.append(build_encoder(cfg.arch, "random", width=cfg.vgg_width, seed=cfg.seed))
-    sources = [Source(cfg.arch, name, m) for name, m in zip(PROBED, modules)]
     pcfg = probe_config(cfg)
-    readouts = run_readouts(pcfg, load_data(pcfg, progress=False), sources, progress)
-    table = readouts.table[readouts.table.metric.isin(["spc", "spc_paper", "mae", "n_constant",
-                                                       "n_images"])]
-    return table.rename(columns={"weights": "trained_for"}).assign(experiment="probe")[
-        ["experiment", "trained_for", "pattern", "test_set", "metric", "value"]]
+    data = load_data(pcfg, progress=False)
+    cache = FeatureCache(cache_root(cfg) / "features", device=cfg.device, keep_in_memory=False)
+    gts = targets.position_maps(cfg.patterns, cfg.image_size)
+    rows = []
+    encoders = probed_encoders(cfg, run, classifier)
+    for name, module in tqdm(encoders.items(), desc="probed encoders", disable=not progress):
+        train, tests = source_inputs(pcfg, Source(cfg.arch, name, module), data, cache)
+        for (readout, stage), (sel, models) in fit_probes(cfg, train, gts, module.channels).items():
+            for pattern, model, gt in zip(cfg.patterns, models, gts):
+                for test_set, x in tests.items():
+                    s = score(predict(model, x[:, sel], cfg.image_size, device=cfg.device), gt)
+                    rows += [dict(experiment="probe", trained_for=name, readout=readout,
+                                  stage=stage, pattern=pattern, test_set=test_set, metric=m,
+                                  value=float(getattr(s, m))) for m in SCORES]
+    return pd.DataFrame(rows)
 
 
 def run_replicates(cfg: Config, progress: bool = True) -> tuple[pd.DataFrame, TaskRun, dict]:
@@ -377,7 +501,8 @@ def table5(table: pd.DataFrame) -> pd.DataFrame:
 
 def table6(table: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     """Table 6 beside ours: rows (pattern, trained for), columns (test set, metric, paper|ours)."""
-    ours = table[(table.experiment == "probe") & table.metric.isin(["spc_paper", "mae"])].copy()
+    ours = _paper_readout(table)
+    ours = ours[ours.metric.isin(["spc_paper", "mae"])].copy()
     ours["metric"] = ours.metric.replace({"spc_paper": "spc"})
     keys = ["pattern", "trained_for", "test_set", "metric"]
     both = iclr2020_table6().merge(ours[keys + ["value"]], on=keys, how="right",
@@ -387,14 +512,47 @@ def table6(table: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     wide = wide.rename(columns={"value_paper": "paper", "value_ours": "ours"}, level=0)
     wide = wide.reorder_levels([1, 2, 0], axis=1)
     cols = [(t, m, w) for t in TEST_SETS for m in ("spc", "mae") for w in ("paper", "ours")]
-    rows = [(p, t) for p in cfg.patterns for t in PROBED]
+    rows = [(p, t) for p in cfg.patterns for t in TRAINED_FOR]
     return wide.reindex(index=rows, columns=cols).round(3)
 
 
+def _paper_readout(table: pd.DataFrame) -> pd.DataFrame:
+    """The probe rows of Table 6's readout: SGD on all stages."""
+    return table[(table.experiment == "probe") & (table.readout == "sgd") & (table.stage == "all")]
+
+
+def probe_table(table: pd.DataFrame, cfg: Config, test_set: str = "natural") -> pd.DataFrame:
+    """SPC (the paper's convention) of every probed encoder on one input, by readout: rows
+    (pattern, trained for), columns (readout, stage), means over the replicates."""
+    sel = table[(table.experiment == "probe") & (table.test_set == test_set)
+                & (table.metric == "spc_paper")].copy()
+    sel["stage"] = sel.stage.replace({"stage": cfg.probe_stage})
+    wide = sel.pivot_table(index=["pattern", "trained_for"], columns=["readout", "stage"],
+                           values="value", sort=False)
+    rows = [(p, t) for p in cfg.patterns for t in sel.trained_for.unique()]
+    return wide.reindex(index=rows).round(3)
+
+
+def twin_table(table: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """How well each twin and its position-free partner (zero padding, held-out scenes) learned
+    their tasks: rows (pair, network), columns the task's scores, means over the replicates."""
+    sel = table[table.experiment.isin(["task", "twin task"]) & (table.padding == "zero")
+                & (table.test_set == "scenes")]
+    rows = []
+    for twin in TWIN_OF:
+        for name in (partner(cfg, twin), twin):
+            mean = sel[sel.task == name].groupby("metric").value.mean()
+            rows.append(dict(pair=twin, network=name, **mean.to_dict()))
+    columns = ["f_measure", "mae", "miou", "pixel_accuracy"]
+    out = pd.DataFrame(rows).set_index(["pair", "network"])
+    return out.reindex(columns=[c for c in columns if c in out.columns]).round(3)
+
+
 def constant_maps(table: pd.DataFrame) -> pd.DataFrame:
-    """How many of each probed encoder's predicted maps are constant (saturated), per input:
-    rows trained_for, columns test sets, "k of n" summed over patterns and replicates."""
-    return probing.constant_maps(table[table.experiment == "probe"], by=["trained_for"])
+    """How many of each probed encoder's predicted maps are constant (saturated), per input, with
+    Table 6's readout (the sigmoid SGD readout; a linear one does not saturate): rows
+    trained_for, columns test sets, "k of n" summed over patterns and replicates."""
+    return probing.constant_maps(_paper_readout(table), by=["trained_for"])
 
 
 def border_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -431,10 +589,12 @@ def _task_metric(table: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
     return sel.pivot_table(index="test_set", columns="padding", values="value")
 
 
-def _probe_spc(table: pd.DataFrame) -> pd.DataFrame:
-    """Natural-image readout SPC (paper's convention): ``[pattern x trained_for]``."""
+def _probe_spc(table: pd.DataFrame, readout: tuple[str, str] = DECIDING) -> pd.DataFrame:
+    """Natural-image readout SPC (paper's convention) of one ``(readout, stage)``: ``[pattern x
+    trained_for]``."""
     sel = table[(table.experiment == "probe") & (table.test_set == "natural")
-                & (table.metric == "spc_paper")]
+                & (table.metric == "spc_paper") & (table.readout == readout[0])
+                & (table.stage == readout[1])]
     return sel.pivot_table(index="pattern", columns="trained_for", values="value")
 
 
@@ -455,6 +615,21 @@ def _dense_lead(table: pd.DataFrame) -> float:
     return float(min((spc[t] - spc["classification"]).min() for t in TRAINED_FOR[1:]))
 
 
+def _twin_lead(table: pd.DataFrame, cfg: Config) -> float:
+    """Lower of the two twins' natural-image SPC leads over their position-free partners, each
+    the mean over the run's patterns (deciding readout)."""
+    spc = _probe_spc(table)
+    return float(min((spc[twin] - spc[partner(cfg, twin)]).mean() for twin in TWIN_OF))
+
+
+def _as_partners(table: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """The table with each twin's encoder probing as its position-free partner."""
+    for twin in TWIN_OF:
+        table = substitute(table, "trained_for", twin, partner(cfg, twin),
+                           where=table.experiment == "probe")
+    return table
+
+
 def _as_padding(table: pd.DataFrame, padding: str, like: str) -> pd.DataFrame:
     """The table with the task scores of ``padding`` replaced by those of ``like``."""
     return substitute(table, "padding", padding, like, where=table.experiment == "task")
@@ -469,16 +644,19 @@ def _as_classifier(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def check_claims(table: pd.DataFrame, cfg: Config) -> list[Claim]:
-    """The findings T1-T3, each decided from the replicates of this run's ``table`` (column
+    """The findings T1-T4, each decided from the replicates of this run's ``table`` (column
     ``replicate``), with controls in which the compared networks are made the same."""
     fm, mae = _task_metric(table, "saliency", "f_measure"), _task_metric(table, "saliency", "mae")
     miou = _task_metric(table, "segmentation", "miou")
     spc = _probe_spc(table).loc[["H", "G"]]
+    twins = _probe_spc(table)
+    reading = f"{DECIDING[0].replace('_', ' ')} readout on {cfg.probe_stage}"
     pair = lambda df: "; ".join(  # noqa: E731
         f"{t}: {df.loc[t, 'zero']:.3f} vs {df.loc[t, 'none']:.3f}" for t in df.index)
     lead = {t: per_replicate(table, lambda d, t=t: _padding_lead(d, t)) for t in ("saliency", "segmentation")}
     flat = _as_padding(table, "zero", "none")
     t3 = per_replicate(table, _dense_lead)
+    t4 = per_replicate(table, lambda d: _twin_lead(d, cfg))
     return [
         tested("T1", "With zero padding, saliency is better (\"VGG without padding achieves much "
                "worse results on both of the metrics\"): higher F-measure and lower MAE than the "
@@ -502,14 +680,31 @@ def check_claims(table: pd.DataFrame, cfg: Config) -> list[Claim]:
                "H .969 (SOD), .982 (SS) vs .742; G .948, .971 vs .814 (Table 6)",
                "means: " + "; ".join(f"{p}: " + ", ".join(f"{t} {spc.loc[p, t]:.3f}" for t in TRAINED_FOR)
                                      for p in spc.index),
-               Rule("lowest natural-image SPC lead of the saliency and segmentation encoders over "
-                    "the classification encoder (H, G)", "above", 0.05,
+               Rule(f"lowest natural-image SPC lead of the saliency and segmentation encoders over "
+                    f"the classification encoder (H, G; {reading})", "above", 0.05,
                     "'a large margin': a third of the paper's smallest lead, .13"), t3,
                per_replicate(_as_classifier(table), _dense_lead)),
+        tested("T4", "A task that needs position leaves more of it in its encoder (the paper's "
+               "reason for Table 6: these are \"position-dependent tasks\", so models trained on "
+               "them \"can learn more position information\"): on the same scenes, with the same "
+               "network and budget, the encoder of the twin whose labels depend on where objects "
+               "are holds more position than the encoder of the position-free task.",
+               "not tested in the paper (its dense tasks differ from classification in more than "
+               "the need for position)",
+               "means: " + "; ".join(
+                   f"{twin} vs {partner(cfg, twin)}: " + ", ".join(
+                       f"{p} {twins.loc[p, twin]:.3f} vs {twins.loc[p, partner(cfg, twin)]:.3f}"
+                       for p in twins.index) for twin in TWIN_OF),
+               Rule(f"lower over the two twins of the natural-image SPC lead over the "
+                    f"position-free partner, mean over {', '.join(cfg.patterns)} ({reading})",
+                    "above", 0.05, "the margin T3 asks of the paper's 'large margin', since this "
+                    "is the reason offered for it"), t4,
+               per_replicate(_as_partners(table, cfg), lambda d: _twin_lead(d, cfg))),
     ]
 
 
-def prose_numbers(table: pd.DataFrame, claims: list, classification_record: dict) -> dict[str, str]:
+def prose_numbers(table: pd.DataFrame, claims: list, classification_record: dict,
+                  cfg: Config) -> dict[str, str]:
     """The numbers and verdicts the chapter's "Reading the numbers" quotes, from this run (on the
     first test set of each task), as glue variables (see ``posinfo.book.results.glue_prose``)."""
     fm, mae = _task_metric(table, "saliency", "f_measure"), _task_metric(table, "saliency", "mae")
@@ -520,8 +715,29 @@ def prose_numbers(table: pd.DataFrame, claims: list, classification_record: dict
     out |= {f"miou_{pad}": f"{100 * miou.iloc[0][pad]:.0f}" for pad in ("zero", "none")}
     out["classifier_accuracy"] = (f"{classification_record['val_accuracy']:.0%}"
                                   if classification_record else "not measured")
-    out |= _border_prose(table, fm.index[0]) | _probe_prose(_probe_spc(table))
+    out |= _border_prose(table, fm.index[0]) | _probe_prose(table, cfg) | _twin_prose(table, cfg)
+    out["twin_reading"] = _TWIN_READING[next(c.verdict for c in claims if c.id == "T4")]
     return out
+
+
+_TWIN_READING = {
+    "holds": "So in this run it is the need for position, not being a dense task, that decides "
+             "whether training leaves position in an encoder",
+    "fails": "So in this run the need for position did not leave measurably more position in "
+             "the encoders",
+    "inconclusive": "The replicates of this run cannot yet tell whether the need for position "
+                    "leaves more of it in the encoders",
+}
+
+
+def _twin_prose(table: pd.DataFrame, cfg: Config) -> dict[str, str]:
+    """How well each twin and its partner learned their tasks (held-out scenes, means)."""
+    scores = twin_table(table, cfg)
+    central, thirds = TWIN_OF
+    return {"f_central": decimal(scores.loc[(central, central), "f_measure"]),
+            "f_central_partner": decimal(scores.loc[(central, partner(cfg, central)), "f_measure"]),
+            "miou_thirds": f"{100 * scores.loc[(thirds, thirds), 'miou']:.0f}",
+            "miou_thirds_partner": f"{100 * scores.loc[(thirds, partner(cfg, thirds)), 'miou']:.0f}"}
 
 
 def _border_prose(table: pd.DataFrame, test_set: str) -> dict[str, str]:
@@ -547,12 +763,23 @@ def _where_cost(border: float, interior: float) -> str:
     return "the border band's error rose more than the interior's, so most of the cost sits near the edge"
 
 
-def _probe_prose(spc: pd.DataFrame) -> dict[str, str]:
-    """Natural-image SPC of H and G per encoder, and whether every task lowered it."""
-    out = {f"spc_{p}_{t}": decimal(spc.loc[p, t]) for p in ("H", "G") for t in PROBED}
-    lowered = all(spc.loc[p, t] < spc.loc[p, "untrained"] for p in ("H", "G") for t in TRAINED_FOR)
+def _key(name: str) -> str:
+    """A probed encoder's name as part of a glue key ("central saliency" -> "central_saliency")."""
+    return name.replace(" ", "_").replace("(", "").replace(")", "")
+
+
+def _probe_prose(table: pd.DataFrame, cfg: Config) -> dict[str, str]:
+    """Natural-image SPC of H and G per encoder with Table 6's readout (``spc_*``) and the
+    deciding one (``ls_*``; every pattern and encoder), whether every task lowered what Table 6's
+    readout finds, and each twin's mean lead over its partner."""
+    paper, ls = _probe_spc(table, ("sgd", "all")), _probe_spc(table)
+    out = {f"spc_{p}_{_key(t)}": decimal(paper.loc[p, t]) for p in ("H", "G") for t in paper.columns}
+    out |= {f"ls_{p}_{_key(t)}": decimal(ls.loc[p, t]) for p in ls.index for t in ls.columns}
+    lowered = all(paper.loc[p, t] < paper.loc[p, "untrained"] for p in ("H", "G") for t in TRAINED_FOR)
     out["training_effect"] = ("every task lowered what the readout finds" if lowered else
                               "not every task lowered what the readout finds")
+    out |= {f"lead_{_key(twin)}": f"{(ls[twin] - ls[partner(cfg, twin)]).mean():+.3f}"
+            for twin in TWIN_OF}
     return out
 
 
@@ -592,6 +819,30 @@ def plot_examples(run: TaskRun, k: int = 2):
             style = ({} if c % 4 == 0 else dict(cmap="gray", vmin=0, vmax=1) if c < 4
                      else dict(cmap="tab20", vmin=0, vmax=classes))
             axes[r, c].imshow(np.asarray(panel), interpolation="nearest", **style)
+    for c, title in enumerate(cols):
+        axes[0, c].set_title(title, fontsize=7)
+    return plots.image_panels(fig)
+
+
+def plot_twins(run: TaskRun, cfg: Config, k: int = 3):
+    """The first ``k`` held-out scenes of the twins: per row the image, then for each pair the
+    twin's truth, the twin's prediction and the position-free partner's prediction."""
+    cols = ["image"]
+    for twin in TWIN_OF:
+        cols += [f"{twin}: truth", twin, partner(cfg, twin)]
+    fig, axes = plt.subplots(k, len(cols), figsize=(1.4 * len(cols), 1.5 * k), squeeze=False)
+    for r in range(k):
+        images = next(iter(run.data[next(iter(TWIN_OF))].tests.values()))[0]
+        axes[r, 0].imshow(images[r].permute(1, 2, 0).numpy())
+        for i, twin in enumerate(TWIN_OF):
+            test_set, (_, truth) = next(iter(run.data[twin].tests.items()))
+            maps = [truth[r], run.predictions[(twin, "zero", test_set)][r],
+                    run.predictions[(partner(cfg, twin), "zero", test_set)][r]]
+            top = max(1, run.data[twin].num_outputs - 1)
+            for j, m in enumerate(maps):
+                style = (dict(cmap="gray", vmin=0, vmax=1) if top == 1   # tab10: class k in colour k
+                         else dict(cmap="tab10", vmin=-0.5, vmax=9.5))
+                axes[r, 1 + 3 * i + j].imshow(np.asarray(m), interpolation="nearest", **style)
     for c, title in enumerate(cols):
         axes[0, c].set_title(title, fontsize=7)
     return plots.image_panels(fig)

@@ -347,6 +347,21 @@ class SyntheticScenes(torch.utils.data.Dataset):
         """The objects of scene ``index``, largest (the labelled one) first, in drawing order."""
         return self._spec(index).objects
 
+    def instance_mask(self, index: int) -> Tensor:
+        """Which object is visible where in scene ``index``: ``int64 [size, size]``, ``0`` on the
+        background and ``k + 1`` where the ``k``-th of :meth:`objects` is visible (the same
+        coverage rule as the class mask, so ``(instance_mask > 0) == (class_mask > 0)``)."""
+        instances = np.zeros((self.size, self.size), np.int64)
+        for k, obj in enumerate(self.objects(index)):
+            rows, cols, alpha = _coverage(obj, self.size)
+            instances[rows, cols] = np.where(alpha >= 0.5, k + 1, instances[rows, cols])
+        return torch.from_numpy(instances)
+
+    def instance_masks(self) -> Tensor:
+        """:meth:`instance_mask` of every scene: ``int64 [n, size, size]``."""
+        return torch.stack([self.instance_mask(i) for i in range(self.n)]) if self.n else (
+            torch.zeros(0, self.size, self.size, dtype=torch.int64))
+
     def __getitem__(self, index: int) -> Scene:
         """Render scene ``index``: image ``float32 [3, size, size]`` in ``[0, 1]``, label,
         class mask ``int64 [size, size]`` and saliency ``float32 [size, size]`` (see

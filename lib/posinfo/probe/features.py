@@ -33,6 +33,18 @@ def concat_levels(levels: list[Tensor], size: int) -> Tensor:
                       for f in levels], dim=1)
 
 
+def stage_channels(channels: list[int], stage: str) -> slice:
+    """The channels of one encoder level in :func:`concat_levels`' output: ``stage`` is ``"all"``
+    or ``"f1"`` .. ``"fL"`` for ``L = len(channels)`` levels of ``channels[i]`` channels each."""
+    if stage == "all":
+        return slice(None)
+    if not (stage[:1] == "f" and stage[1:].isdigit() and 1 <= int(stage[1:]) <= len(channels)):
+        raise ValueError(f"stage must be 'all' or one of f1..f{len(channels)}; got {stage!r}")
+    level = int(stage[1:]) - 1
+    start = sum(channels[:level])
+    return slice(start, start + channels[level])
+
+
 def image_on_grid(images: Tensor, size: int) -> Tensor:
     """The raw image as "PosENet alone" reads it: resized bilinearly (``align_corners=True``) to
     the ``size x size`` feature grid, as the ICLR 2020 authors' decoder resizes any 3-channel
