@@ -18,11 +18,11 @@ RESULTS := _build/results
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 JOBS ?= $(NPROC)
 THREADS ?= 1
-# The two longest chapters (1, and 4, which needs no other) start first. Chapters 2 and 3 need
+# The two longest chapters (4, and 1, which 2 and 3 need) start first. Chapters 2 and 3 need
 # chapter 1's caches; while they wait, make fills free slots with the independent chapters, and in
-# practice starts them last. With JOBS=2 on 2 cores that balances the two lanes: a fresh clone's
-# `make book` (install and HTML included) took 46 minutes, chapters 1, 5, 7, 2 in one lane and
-# 4, 6, 3 in the other; each chapter's time is in the reproducibility appendix.
+# practice starts them last. With JOBS=2 on 2 cores a fresh clone's `make book` (install and HTML
+# included) took 49.5 minutes: chapters 1, 5, 6, 2 in one lane and 4 (33 minutes), 7, 3 in the
+# other; each chapter's time is in the reproducibility appendix.
 FIRST := $(EXECUTED)/book/01_existence.ipynb $(EXECUTED)/book/04_padding_in_tasks.ipynb
 RUNS := $(FIRST) $(filter-out $(FIRST),$(CHAPTERS:book/%=$(EXECUTED)/book/%))
 

@@ -231,7 +231,9 @@ def test_tables_beside_the_paper(tmp_path):
     assert t5.loc["VGG", ("paper", "ecssd", "f_measure")] == 0.78
     assert t5.loc["VGG w/o padding", ("ours", "scenes", "miou_%")] == pytest.approx(10.0)
     t6 = pit.table6(table, config(tmp_path))
-    assert t6.shape == (9, 16)  # the paper's three encoders, three patterns
+    assert t6.shape == (12, 16)  # the paper's three encoders and the untrained start, three patterns
+    assert t6.loc[("G", "untrained"), ("natural", "spc", "ours")] == 0.6
+    assert pd.isna(t6.loc[("G", "untrained"), ("natural", "spc", "paper")])
     assert t6.loc[("H", "segmentation"), ("natural", "spc", "paper")] == 0.982
     assert t6.loc[("H", "segmentation"), ("natural", "spc", "ours")] == 0.95
     probes = pit.probe_table(table, config(tmp_path))

@@ -59,7 +59,8 @@ def thirds_classes(scenes: SyntheticScenes) -> Tensor:
 
 
 def twin_targets(scenes: SyntheticScenes, twin: str) -> Tensor:
-    """The labels of the ``twin`` task (one of ``TWINS``) for every scene."""
+    """The labels of the ``twin`` task (one of ``TWINS``) for every scene: ``float32 [n, S, S]``
+    saliency masks (``"central"``) or ``int64 [n, S, S]`` class maps (``"thirds"``)."""
     if twin not in TWINS:
         raise ValueError(f"unknown position-dependent task {twin!r}; choose from {list(TWINS)}")
     return central_saliency(scenes) if twin == "central" else thirds_classes(scenes)

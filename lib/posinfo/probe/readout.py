@@ -87,6 +87,7 @@ class UpsampledMSE:
     """
 
     def __init__(self, target: Tensor, grid: tuple[int, int]) -> None:
+        """``target``: ``[T, S]``; ``grid``: the readout's output ``(g, h)`` before upsampling."""
         rows, cols = (upsampling_matrix(g, n) for g, n in zip(grid, target.shape[-2:]))
         t = target.double().cpu()
         self.gram_rows, self.gram_cols = (rows.T @ rows).float(), (cols.T @ cols).float()
@@ -186,6 +187,13 @@ def fit_best_readout(inputs: Tensor, target: Tensor, protocol: ReadoutTraining =
     """One readout per seed (:func:`fit_readout`), and the one with the lowest training loss:
     SGD from one initialisation can stall far above what the features allow, and the training
     loss, not the test score, picks the run.
+
+    Args:
+        inputs: Features ``[N, C, h, w]``.
+        target: The map ``[T, T]`` every input should give.
+        protocol: The readout and its training.
+        seeds: One readout is trained per seed (:func:`readout_seeds`).
+        device: Where training runs.
 
     Returns:
         The chosen readout and its training loss.
