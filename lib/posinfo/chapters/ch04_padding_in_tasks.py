@@ -63,7 +63,7 @@ from posinfo.models.encoders import MIN_NOPAD_SIZE, build_encoder, require_image
 from posinfo.models.pretrain import PretrainConfig, synthetic_encoder
 from posinfo.probe import probing
 from posinfo.probe.features import FeatureCache, stage_channels
-from posinfo.probe.probing import TEST_SETS, Source, load_data, source_inputs
+from posinfo.probe.probing import SCORES, TEST_SETS, Source, load_data, source_inputs
 from posinfo.probe.readout import (ReadoutTraining, fit_best_readout, least_squares_readout,
                                    predict, readout_seeds)
 
@@ -407,7 +407,6 @@ def probe_config(cfg: Config) -> Config:
 # is a single deep stage, away from the ceiling all stages together reach.
 PROBE_READOUTS = (("sgd", "all"), ("least_squares", "all"), ("least_squares", "stage"))
 DECIDING = ("least_squares", "stage")  # the readout T3 and T4 are decided on
-SCORES = ("spc", "spc_paper", "mae", "n_constant", "n_images")
 
 
 def probed_encoders(cfg: Config, run: TaskRun, classifier: torch.nn.Module

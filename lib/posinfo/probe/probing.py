@@ -51,6 +51,8 @@ PROBE_KNOBS: dict[str, Knob] = {
                           "data draw, encoder training and readout initialisation) that every "
                           "claim is decided from")}
 RAW = "posenet"  # the readout on the raw image, "PosENet alone" in the paper
+# What every readout is scored by on every test set (:func:`posinfo.metrics.position.score`).
+SCORES = ("spc", "spc_paper", "mae", "n_constant", "n_images")
 
 
 @dataclass
@@ -189,7 +191,7 @@ def _rows(source: Source, readout: str, pattern: str, test_set: str, scores) -> 
     base = dict(source=source.name, encoder=source.encoder, weights=source.weights,
                 readout=readout, pattern=pattern, test_set=test_set)
     return [base | {"metric": m, "value": float(getattr(scores, m))}
-            for m in ("spc", "spc_paper", "mae", "n_constant", "n_images")]
+            for m in SCORES]
 
 
 def source_inputs(cfg: Config, source: Source, data: ProbeData, cache: FeatureCache
