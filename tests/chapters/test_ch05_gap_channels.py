@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -63,6 +64,25 @@ def test_training_is_cached_deterministic_and_selects_on_validation(tmp_path):
     assert len(acc) == cfg.test_placements and acc == gc.test_accuracy(net, setting, data, cfg)
 
 
+def test_validation_between_epochs_does_not_replay_the_training_permutations(tmp_path, monkeypatch):
+    """Each epoch is validated, and PermuteNet's training permutations still differ from epoch
+    to epoch (reseeding the training stream for validation used to replay them)."""
+    cfg, data = _tiny(tmp_path)
+    drawn = []
+    original = gc.PermuteNet.draw_permutation
+
+    def record(net, batch=None):
+        out = original(net, batch)
+        if net.training:
+            drawn.append(out.clone())
+        return out
+
+    monkeypatch.setattr(gc.PermuteNet, "draw_permutation", record)
+    _, record = gc.trained(gc.Setting("image", "permutenet", "zero", 3, 0.0625, 3, 1e-3, 8, 0), data, cfg)
+    assert len(record["val_accuracy"]) == 3 and len(drawn) == 6  # 16 objects in batches of 8
+    assert not any(torch.equal(a, b) for i, a in enumerate(drawn) for b in drawn[i + 1:])
+
+
 def test_selectivity_is_a_share_of_variance(tmp_path):
     cfg, data = _tiny(tmp_path)
     net = gc.build_network("gapnet", 9, width=0.0625)
@@ -111,12 +131,65 @@ def test_no_claim_holds_on_null_inputs(tmp_path):
     assert not any(c.holds for c in gc.check_claims(table, _cfg(tmp_path)))
 
 
-def test_training_length_note_follows_the_best_epochs():
-    levelled = gc._training_length_note([9, 9, 6], 10, 64)
-    assert levelled.startswith("PermuteNet's best validation epochs were 9, 9, 6 of 10: these runs peaked")
-    assert "still learning" not in levelled and "64 pooled channels" in levelled
-    learning = gc._training_length_note([10, 7], 10, 64)
-    assert learning.startswith("In 1 of 2 runs PermuteNet's best validation epoch was its last (10)")
+def test_late_gain_compares_the_last_third_with_the_third_before():
+    assert gc.late_gain([0.5] * 9) == 0.0
+    assert gc.late_gain([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]) == pytest.approx(0.2)
+    assert gc.late_gain([0.1, 0.2, 0.9, 0.3, 0.2]) == pytest.approx(-0.1)  # a third is 1 epoch
+    assert np.isnan(gc.late_gain([0.3, 0.4]))
+
+
+def _curves(rising: float, epochs: int = 9, replicates: int = 3, noise: float = 0.004) -> pd.DataFrame:
+    """Validation curves of both networks on both tasks: GAPNet flat at 0.9, PermuteNet rising by
+    ``rising`` per epoch from 0.2; replicate r is moved by ``noise`` * (r - 1) from epoch 7 on."""
+    rows = []
+    for r in range(replicates):
+        for task in ("location", "image"):
+            for net, (start, step) in (("gapnet", (0.9, 0.0)), ("permutenet", (0.2, rising))):
+                base = dict(task=task, padding="zero", grid=3, network=net, replicate=r)
+                rows += [base | dict(metric="val_curve", epoch=e,
+                                     value=start + step * e + noise * (r - 1) * (e > 6))
+                         for e in range(1, epochs + 1)]
+    return pd.DataFrame(rows)
+
+
+def test_curve_state_is_decided_from_an_interval():
+    assert gc.curve_state([0.001, 0.002, 0.0])[3] == "flat"
+    assert gc.curve_state([0.05, 0.06, 0.04])[3] == "rising"
+    assert gc.curve_state([-0.05, -0.06, -0.04])[3] == "falling"
+    assert gc.curve_state([0.05, -0.04, 0.01])[3] == "unclear"
+    assert gc.curve_state([0.0])[3] == "unclear"  # one replicate decides nothing
+    assert gc.curve_state([float("nan"), 0.0])[3] == "unclear"
+
+
+def test_convergence_table_and_note_tell_a_rising_curve_from_a_flat_one(tmp_path):
+    rising = gc.convergence_table(_curves(0.01))
+    assert rising.loc[("image", "gapnet", "zero", 3), "state"] == "flat"
+    assert rising.loc[("image", "permutenet", "zero", 3), "state"] == "rising"
+    assert rising.loc[("image", "permutenet", "zero", 3), "late_gain"] == pytest.approx(3.0)
+    words = gc._convergence_words(gc._late_gains(_curves(0.01).query("task == 'image'")), 9, 64)
+    assert "still learning when training stopped" in words and "64 pooled channels" in words
+    assert "PermuteNet's validation accuracy changed by +3.0 points" in words
+    assert "interval over 3 replicates" in words
+    flat = gc._convergence_words(gc._late_gains(_curves(0.001).query("task == 'image'")), 9, 64)
+    assert "still learning" not in flat and "Both networks had levelled off" in flat
+    noisy = gc._convergence_words(gc._late_gains(_curves(0.001, noise=0.1).query("task == 'image'")), 9, 64)
+    assert "is not clear" in noisy
+    short = gc._convergence_words(gc._late_gains(_curves(0.01, epochs=2).query("task == 'image'")), 2, 64)
+    assert "too short" in short and "nan" not in short
+
+
+def test_curve_rows_hold_every_epoch():
+    rows = gc.curve_rows(dict(task="image"), {"val_accuracy": [0.1, 0.2], "loss": [2.0, 1.5]})
+    assert [(r["metric"], r["epoch"], r["value"]) for r in rows] == [
+        ("val_curve", 1, 0.1), ("val_curve", 2, 0.2), ("loss_curve", 1, 2.0), ("loss_curve", 2, 1.5)]
+
+
+def test_learning_curves_plot_a_panel_per_task_and_grid_with_a_line_per_network():
+    import matplotlib.pyplot as plt
+    fig = gc.plot_curves(_curves(0.01))
+    assert len(fig.axes) == 2 and all(len(ax.lines) == 2 for ax in fig.axes)
+    assert [line.get_label() for line in fig.axes[0].lines] == ["GAPNet", "PermuteNet"]
+    plt.close(fig)
 
 
 def test_image_task_spread_matches_the_papers_table():

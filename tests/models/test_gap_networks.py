@@ -32,25 +32,44 @@ def test_permutation_is_new_every_call_and_a_true_permutation():
     for _ in range(4):
         net(x)
         perms.append(net.last_permutation.clone())
-    for p in perms:
+    for p in perms:  # in training, one permutation shared by the batch
         assert torch.equal(p.sort().values, torch.arange(64))
     assert all(not torch.equal(a, b) for i, a in enumerate(perms) for b in perms[i + 1:])
-    net.eval()  # also at test time
+    net.eval()  # also at test time, then one per sample
     a = net(x)
     first = net.last_permutation.clone()
+    assert first.shape == (2, 64) and torch.equal(first.sort(dim=1).values, torch.arange(64).expand(2, 64))
+    assert not torch.equal(first[0], first[1])
     b = net(x)
     assert not torch.equal(first, net.last_permutation) and not torch.allclose(a, b)
 
 
 def test_permutation_is_applied_to_the_pooled_channels():
     net = PermuteNet(3, width=0.125, seed=1).eval()
-    x = torch.randn(1, 3, 32, 32)
+    x = torch.randn(2, 3, 32, 32)
     net.reseed(7)
     out = net(x)
     z = net.pooled(x)
-    assert torch.allclose(out, net.fc(z[:, net.last_permutation]))
+    assert torch.allclose(out, net.fc(z.gather(1, net.last_permutation)))
     net.reseed(7)
     assert torch.allclose(net(x), out)  # reseeding repeats the draws
+    net.train()
+    out = net(x)
+    assert torch.allclose(out, net.fc(net.pooled(x)[:, net.last_permutation]), atol=1e-6)
+
+
+def test_seeded_evaluation_leaves_the_training_stream_alone():
+    x = torch.randn(2, 3, 32, 32)
+    plain, evaluated = PermuteNet(3, width=0.125, seed=4), PermuteNet(3, width=0.125, seed=4)
+    plain.draw_permutation()
+    evaluated.draw_permutation()
+    with evaluated.seeded(9):
+        evaluated.eval()(x)
+        inside = evaluated.last_permutation.clone()
+    with evaluated.seeded(9):
+        evaluated(x)
+        assert torch.equal(evaluated.last_permutation, inside)  # repeatable
+    assert torch.equal(plain.draw_permutation(), evaluated.draw_permutation())  # stream untouched
 
 
 @pytest.mark.parametrize("mode", PADDINGS)

@@ -10,6 +10,7 @@ is the mean over several random placements of held-out objects.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -27,14 +28,17 @@ from tqdm.auto import tqdm
 from posinfo.book.paper_tables import iccv2021_table1
 from posinfo.book.params import PATH, ChapterSpec, Config, choice, integer, real
 from posinfo.book.results import Claim, read_back, tested
-from posinfo.book.verdicts import Rule, per_replicate
+from posinfo.book.verdicts import Rule, interval, per_replicate
 from posinfo.cache import Training, cache_root, fingerprint, train_cached
 from posinfo.data import grid_inputs as grid
 from posinfo.data.datasets import dataset_root
 from posinfo.models.encoders import PADDINGS
-from posinfo.models.gap_networks import NETWORKS, build_network
+from posinfo.models.gap_networks import NETWORKS, PermuteNet, build_network
 
-CACHE_VERSION = 1
+CACHE_VERSION = 3  # 3: PermuteNet's evaluations leave its training permutations alone; curves
+VAL_PERMUTATIONS = 1_000_000  # PermuteNet's validation permutations: seed + the network's seed
+FLAT = 0.02  # a curve whose last third moves by under 2 points from the third before is flat
+NAMES = {"gapnet": "GAPNet", "permutenet": "PermuteNet"}
 PAPER_PADDINGS = ("zero", "reflect", "replicate")
 CIFAR_SIZE = 32  # a CIFAR-10 image fills one cell of the grid at its own size
 _SHARED = dict(networks=list(NETWORKS), batch_size=48, location_lr=1e-3, cache_dir=None)
@@ -44,11 +48,11 @@ SPEC = ChapterSpec(
         "smoke": _SHARED | dict(source="scenes", cell=8, grid_sizes=[3, 5, 7], width=0.0625,
                                 paddings=list(PAPER_PADDINGS), image_paddings=["zero"],
                                 n_train=96, n_val=48, n_test=48, test_placements=2,
-                                location_epochs=1, image_epochs=1, image_lr=1e-3, replicates=2),
+                                location_epochs=1, image_epochs=1, image_lr=1e-2, replicates=2),
         "default": _SHARED | dict(source="scenes", cell=8, grid_sizes=[3, 5, 7], width=0.125,
                                   paddings=list(PAPER_PADDINGS), image_paddings=["zero"],
                                   n_train=1000, n_val=200, n_test=400, test_placements=3,
-                                  location_epochs=6, image_epochs=10, image_lr=1e-3,
+                                  location_epochs=6, image_epochs=20, image_lr=1e-2,
                                   replicates=3),
         "paper": _SHARED | dict(source="cifar10", cell=32, grid_sizes=[3, 5, 7], width=1.0,
                                 paddings=list(PAPER_PADDINGS), image_paddings=list(PAPER_PADDINGS),
@@ -174,13 +178,15 @@ def _batches(pool: grid.ObjectPool, setting: Setting, cells: Tensor, order: Tens
 @torch.no_grad()
 def accuracy(net: nn.Module, pool: grid.ObjectPool, cells: Tensor, setting: Setting,
              device: torch.device, seed: int = 0) -> float:
-    """Share of ``pool`` placed at ``cells`` (``int64 [N]``) that ``net`` labels correctly."""
+    """Share of ``pool`` placed at ``cells`` (``int64 [N]``) that ``net`` labels correctly.
+
+    A PermuteNet draws this evaluation's permutations from ``seed`` and then goes on with its
+    training stream as it was (:meth:`~posinfo.models.gap_networks.PermuteNet.seeded`)."""
     net.eval()
-    if hasattr(net, "reseed"):
-        net.reseed(seed)
     hits = 0
-    for x, y in _batches(pool, setting, cells, torch.arange(len(pool))):
-        hits += int((net(x.to(device)).argmax(1).cpu() == y).sum())
+    with net.seeded(seed) if isinstance(net, PermuteNet) else contextlib.nullcontext():
+        for x, y in _batches(pool, setting, cells, torch.arange(len(pool))):
+            hits += int((net(x.to(device)).argmax(1).cpu() == y).sum())
     return hits / len(pool)
 
 
@@ -220,7 +226,8 @@ def _epoch_with_selection(training: Training, data: GridData, setting: Setting,
     record["loss"].append(_train_epoch(training.model, training.optimizer, data, setting,
                                        training.generator, device))
     val_cells = grid.random_cells(len(data.val), setting.n, torch.Generator().manual_seed(setting.seed + 1))
-    record["val_accuracy"].append(accuracy(training.model, data.val, val_cells, setting, device))
+    record["val_accuracy"].append(accuracy(training.model, data.val, val_cells, setting, device,
+                                           seed=VAL_PERMUTATIONS + setting.seed))
     if record["val_accuracy"][-1] > max(record["val_accuracy"][:-1], default=-1.0):
         record["best_epoch"] = len(record["val_accuracy"])
         record["state"] = copy.deepcopy({k: v.cpu() for k, v in training.model.state_dict().items()})
@@ -252,13 +259,22 @@ def trained(setting: Setting, data: GridData, cfg: Config, progress: bool = Fals
 
 
 def test_accuracy(net: nn.Module, setting: Setting, data: GridData, cfg: Config) -> list[float]:
-    """Test accuracy for each of ``cfg.test_placements`` random placements of the test objects."""
+    """Test accuracy for each of ``cfg.test_placements`` random placements of the test objects
+    (a PermuteNet's permutations seeded like the placements, apart from the validation's)."""
     out = []
     for p in range(cfg.test_placements):
         cells = grid.random_cells(len(data.test), setting.n,
                                   torch.Generator().manual_seed(10_000 * cfg.seed + p))
-        out.append(accuracy(net, data.test, cells, setting, cfg.device, seed=p))
+        out.append(accuracy(net, data.test, cells, setting, cfg.device, seed=10_000 * cfg.seed + p))
     return out
+
+
+def curve_rows(base: dict[str, Any], record: dict[str, Any]) -> list[dict[str, Any]]:
+    """One network's learning curve as tidy rows: ``base`` plus ``epoch`` (1-based) and the metric
+    ``val_curve`` (validation accuracy after that epoch) or ``loss_curve`` (mean training loss)."""
+    return [base | dict(metric=metric, epoch=epoch, value=float(value))
+            for metric, key in (("val_curve", "val_accuracy"), ("loss_curve", "loss"))
+            for epoch, value in enumerate(record[key], start=1)]
 
 
 def run_all(cfg: Config, data: GridData, progress: bool = True) -> tuple[pd.DataFrame, dict]:
@@ -277,6 +293,7 @@ def run_all(cfg: Config, data: GridData, progress: bool = True) -> tuple[pd.Data
                  base | dict(metric="test_accuracy_sd", value=float(np.std(acc))),
                  base | dict(metric="val_accuracy", value=max(record["val_accuracy"])),
                  base | dict(metric="best_epoch", value=float(record["best_epoch"]))]
+        rows += curve_rows(base, record)
         nets[s] = net
     return pd.DataFrame(rows), nets
 
@@ -530,18 +547,113 @@ def plot_inside(cfg: Config, data: GridData, nets: dict, sel: dict[str, Tensor],
     return fig
 
 
-def image_gap_note(table: pd.DataFrame, cfg: Config):
-    """How close the two networks stay on the image task, beside the paper, and whether the
-    PermuteNets were still improving when training stopped (Markdown, from this run's numbers)."""
+def late_gain(curve: Sequence[float]) -> float:
+    """How much a validation curve still rose at the end of training: its mean over the last third
+    of the epochs minus its mean over the third before (about 0 for a flat curve; NaN with fewer
+    than 3 epochs). Means over thirds, not the last epoch alone, so that one noisy validation
+    score does not decide it."""
+    k = len(curve) // 3
+    if k == 0:
+        return float("nan")
+    return float(np.mean(curve[-k:]) - np.mean(curve[-2 * k:-k]))
+
+
+def curve_state(gains: Sequence[float]) -> tuple[float, float, float, str]:
+    """The mean late gain of curves from independent replicates, its 90% t interval, and what it
+    says: ``"flat"`` if the interval lies wholly within ``(-FLAT, FLAT)``, else ``"rising"`` or
+    ``"falling"`` if wholly above or below 0, else ``"unclear"``. Fewer than two replicates, or
+    NaN gains (curves under 3 epochs), are ``"unclear"``."""
+    if len(gains) < 2 or not np.isfinite(gains).all():
+        return float("nan"), float("nan"), float("nan"), "unclear"
+    mean, low, high = interval(gains)
+    state = ("flat" if -FLAT < low and high < FLAT else "rising" if low > 0 else
+             "falling" if high < 0 else "unclear")
+    return mean, low, high, state
+
+
+def _late_gains(table: pd.DataFrame) -> pd.DataFrame:
+    """The late gain of every learning curve in ``table``: columns task, network, padding, grid,
+    replicate, gain."""
+    curves = table[table.metric == "val_curve"].sort_values("epoch")
+    return (curves.groupby(["task", "network", "padding", "grid", "replicate"])
+            .value.apply(lambda v: late_gain(v.to_numpy())).rename("gain").reset_index())
+
+
+def convergence_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per task, network, padding and grid: the mean late gain of the validation curves over the
+    replicates and its 90% interval (points), and whether the curves are flat, rising or unclear
+    (:func:`curve_state`)."""
+    rows = {key: curve_state(g.gain.to_numpy()) for key, g in
+            _late_gains(table).groupby(["task", "network", "padding", "grid"])}
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=["late_gain", "low", "high", "state"])
+    out.index = pd.MultiIndex.from_tuples(out.index, names=["task", "network", "padding", "grid"])
+    out[["late_gain", "low", "high"]] = (100 * out[["late_gain", "low", "high"]]).round(1)
+    return out
+
+
+def plot_curves(table: pd.DataFrame, padding: str = "zero") -> plt.Figure:
+    """Validation accuracy after each epoch, with ``padding``: a row per task, a column per grid
+    size, a line per network (mean over replicates, the band their range)."""
+    curves = table[(table.metric == "val_curve") & (table.padding == padding)]
+    grids = sorted(curves.grid.unique())
+    colours = {"gapnet": "tab:blue", "permutenet": "tab:orange"}
+    fig, axes = plt.subplots(2, len(grids), figsize=(3 * len(grids), 4.6), sharey=True, squeeze=False)
+    for row, task in zip(axes, grid.TASKS):
+        for ax, n in zip(row, grids):
+            for net, g in curves[(curves.task == task) & (curves.grid == n)].groupby("network"):
+                by = 100 * g.groupby("epoch").value.agg(["mean", "min", "max"])
+                ax.plot(by.index, by["mean"], color=colours[net], label=NAMES[net])
+                ax.fill_between(by.index, by["min"], by["max"], color=colours[net], alpha=0.2)
+            ax.set_title(f"{task}, {n}x{n}", fontsize=9)
+            ax.set_xlabel("epoch")
+        row[0].set_ylabel("validation accuracy (%)")
+    axes[0][0].legend(fontsize=7)
+    fig.patch.set_facecolor("white")
+    fig.tight_layout()
+    return fig
+
+
+def image_gap_note(table: pd.DataFrame, cfg: Config) -> Markdown:
+    """How close the two networks stay on the image task, beside the paper, and whether their
+    validation curves had levelled off when training stopped (Markdown, from this run's numbers)."""
     ours = _image_task(table[(table.task == "image") & (table.metric == "test_accuracy")])
     paper = _image_task(iccv2021_table1().query("task == 'image'"))
-    best = table[(table.task == "image") & (table.network == "permutenet") & (table.metric == "best_epoch")]
     span = lambda v, unit: f"{v.min():.1f}{unit} to {v.max():.1f}{unit}"  # noqa: E731
+    gains = _late_gains(table[table.task == "image"])
     return Markdown(
         f"Image task: the gap between GAPNet and PermuteNet is {span(ours.gap, '')} points here, against "
         f"{span(paper.gap, '')} in the paper; PermuteNet reaches {span(ours.permutenet, '%')} "
         f"(paper {span(paper.permutenet, '%')}). "
-        + _training_length_note(best.value.astype(int).tolist(), cfg.image_epochs, pooled_channels(cfg)))
+        + _convergence_words(gains, cfg.image_epochs, pooled_channels(cfg)))
+
+
+def _convergence_words(gains: pd.DataFrame, epochs: int, channels: int) -> str:
+    """Whether each network's curves had levelled off (``gains``: rows of :func:`_late_gains`;
+    averaged over settings within each replicate, decided over the replicates), in words, and
+    what limits an order-free classifier."""
+    if epochs < 3:
+        return (f"With {epochs} epoch(s) the learning curves are too short to tell whether the "
+                "networks had levelled off. ")
+    text, states = [], {}
+    for net in NETWORKS:
+        per_replicate = gains[gains.network == net].groupby("replicate").gain.mean().to_numpy()
+        mean, low, high, states[net] = curve_state(per_replicate)
+        text.append(f"{NAMES[net]}'s validation accuracy changed by {100 * mean:+.1f} points "
+                    f"[{100 * low:+.1f}, {100 * high:+.1f}] over the last third of its {epochs} "
+                    f"epochs ({states[net]}; mean over settings, 90% interval over "
+                    f"{len(per_replicate)} replicates)")
+    if states["permutenet"] == "rising":
+        verdict = ("PermuteNet was still learning when training stopped, so this gap is that of "
+                   "this schedule, not of the converged networks the paper compares. ")
+    elif set(states.values()) == {"flat"}:
+        verdict = "Both networks had levelled off, so this is the gap of trained networks. "
+    else:
+        verdict = ("Whether both networks had levelled off is not clear from these curves, so this "
+                   "gap may be that of this schedule rather than of converged networks. ")
+    return ("; ".join(text) + ". " + verdict
+            + f"PermuteNet's classifier only sees order-free summaries of the {channels} pooled "
+            "channels, so it must learn to spread the class over many channels, which is slow "
+            "(the paper trains 512 channels for 100 epochs at a learning rate of 0.01).")
 
 
 def _image_task(acc: pd.DataFrame) -> pd.DataFrame:
@@ -549,20 +661,6 @@ def _image_task(acc: pd.DataFrame) -> pd.DataFrame:
     (padding, grid): columns ``gapnet``, ``permutenet`` and their absolute difference ``gap``."""
     wide = 100 * acc.pivot_table(index=["padding", "grid"], columns="network", values="value")
     return wide.assign(gap=(wide.gapnet - wide.permutenet).abs())
-
-
-def _training_length_note(best_epochs: list[int], epochs: int, channels: int) -> str:
-    """Whether the PermuteNets were still improving at their last epoch, in words, and what
-    limits an order-free classifier."""
-    late = sum(b == epochs for b in best_epochs)
-    head = (f"In {late} of {len(best_epochs)} runs PermuteNet's best validation epoch was its last "
-            f"({epochs}): it was still learning when training stopped. " if late else
-            f"PermuteNet's best validation epochs were {', '.join(map(str, best_epochs))} of {epochs}: "
-            "these runs peaked before their last epoch. ")
-    return head + (f"Its classifier only sees order-free summaries of the {channels} pooled "
-                   "channels, so it must learn to spread the class over many channels, which "
-                   "takes more channels and training the narrower and shorter-trained the network "
-                   "is (the paper's has 512 channels and 100 epochs).")
 
 
 def pooled_channels(cfg: Config) -> int:
