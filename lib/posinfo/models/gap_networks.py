@@ -116,9 +116,9 @@ class PermuteNet(nn.Module):
     In training, one permutation is drawn per forward pass and shared by the batch, as in the
     authors' code. In evaluation, every sample gets its own permutation: the accuracy measured is
     the same expectation over permutations, with far less variance than one draw per batch gives
-    (with one draw per batch of 48, repeated evaluations of one network differed by up to 20
-    points). The permutations come from the module's own generator (seeded by ``seed``, reseeded
-    with :meth:`reseed`).
+    (with one draw per batch of 48, five evaluations of one network on the same 200 objects
+    ranged from 5% to 22%). The permutations come from the module's own generator (seeded by
+    ``seed``; :meth:`seeded` draws an evaluation's from another seed and then restores it).
 
     Args:
         classes: ``K``, the number of outputs.
