@@ -167,7 +167,7 @@ def test_convergence_table_and_note_tell_a_rising_curve_from_a_flat_one(tmp_path
     assert rising.loc[("image", "permutenet", "zero", 3), "state"] == "rising"
     assert rising.loc[("image", "permutenet", "zero", 3), "late_gain"] == pytest.approx(3.0)
     words = gc._convergence_words(gc._late_gains(_curves(0.01).query("task == 'image'")), 9, 64)
-    assert "still learning when training stopped" in words and "64 pooled channels" in words
+    assert "PermuteNet was still learning when training stopped" in words and "64 pooled channels" in words
     assert "PermuteNet's validation accuracy changed by +3.0 points" in words
     assert "interval over 3 replicates" in words
     flat = gc._convergence_words(gc._late_gains(_curves(0.001).query("task == 'image'")), 9, 64)
@@ -176,6 +176,21 @@ def test_convergence_table_and_note_tell_a_rising_curve_from_a_flat_one(tmp_path
     assert "is not clear" in noisy
     short = gc._convergence_words(gc._late_gains(_curves(0.01, epochs=2).query("task == 'image'")), 2, 64)
     assert "too short" in short and "nan" not in short
+
+
+def test_note_says_when_both_networks_were_still_learning():
+    both = _curves(0.01)
+    both.loc[both.network == "gapnet", "value"] += 0.01 * both.epoch
+    words = gc._convergence_words(gc._late_gains(both.query("task == 'image'")), 9, 64)
+    assert "Both networks were still learning" in words
+
+
+def test_accuracy_plot_draws_one_point_per_grid_size():
+    import matplotlib.pyplot as plt
+    fig = gc.plot_accuracy(_table([1, 1, 1], [.8, .4, .2], [.83, .82, .82], [.73, .72, .70]))
+    ours = [line for line in fig.axes[0].lines if line.get_linestyle() != "None"]
+    assert ours and all(list(line.get_xdata()) == [3, 5, 7] for line in ours)
+    plt.close(fig)
 
 
 def test_curve_rows_hold_every_epoch():
