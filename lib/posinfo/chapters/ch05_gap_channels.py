@@ -39,6 +39,7 @@ CACHE_VERSION = 3  # 3: PermuteNet's evaluations leave its training permutations
 VAL_PERMUTATIONS = 1_000_000  # PermuteNet's validation permutations: seed + the network's seed
 FLAT = 0.02  # a curve whose last third moves by under 2 points from the third before is flat
 NAMES = {"gapnet": "GAPNet", "permutenet": "PermuteNet"}
+COLOURS = {"gapnet": "tab:blue", "permutenet": "tab:orange"}  # of each network in the figures
 PAPER_PADDINGS = ("zero", "reflect", "replicate")
 CIFAR_SIZE = 32  # a CIFAR-10 image fills one cell of the grid at its own size
 _SHARED = dict(networks=list(NETWORKS), batch_size=48, location_lr=1e-3, cache_dir=None)
@@ -506,17 +507,16 @@ def plot_accuracy(table: pd.DataFrame):
     over the replicates), and the paper's numbers as open markers."""
     ours = table[table.metric == "test_accuracy"]
     paper = iccv2021_table1()
-    colours = {"gapnet": "tab:blue", "permutenet": "tab:orange"}
     styles = {"zero": "-", "reflect": "--", "replicate": ":", "circular": "-.", "none": (0, (1, 3))}
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
     for ax, task in zip(axes, grid.TASKS):
         for (net, pad), g in ours[ours.task == task].groupby(["network", "padding"], sort=False):
             mean = g.groupby("grid").value.mean()  # one point per grid: the mean over replicates
-            ax.plot(mean.index, 100 * mean, ls=styles[pad], marker="o", color=colours[net],
+            ax.plot(mean.index, 100 * mean, ls=styles[pad], marker="o", color=COLOURS[net],
                     label=f"{net}, {pad}")
         ref = paper[paper.task == task].groupby(["network", "grid"]).value.mean().reset_index()
         for net, g in ref.groupby("network"):
-            ax.plot(g.grid, 100 * g.value, "s", mfc="none", color=colours[net], alpha=0.6,
+            ax.plot(g.grid, 100 * g.value, "s", mfc="none", color=COLOURS[net], alpha=0.6,
                     label=f"{net}, paper (mean of paddings)")
         ax.set(title=f"{task} classification", xlabel="grid size n (n x n cells)",
                xticks=sorted(ours.grid.unique()))
@@ -597,14 +597,13 @@ def plot_curves(table: pd.DataFrame, padding: str = "zero") -> plt.Figure:
     size, a line per network (mean over replicates, the band their range)."""
     curves = table[(table.metric == "val_curve") & (table.padding == padding)]
     grids = sorted(curves.grid.unique())
-    colours = {"gapnet": "tab:blue", "permutenet": "tab:orange"}
     fig, axes = plt.subplots(2, len(grids), figsize=(3 * len(grids), 4.6), sharey=True, squeeze=False)
     for row, task in zip(axes, grid.TASKS):
         for ax, n in zip(row, grids):
             for net, g in curves[(curves.task == task) & (curves.grid == n)].groupby("network"):
                 by = 100 * g.groupby("epoch").value.agg(["mean", "min", "max"])
-                ax.plot(by.index, by["mean"], color=colours[net], label=NAMES[net])
-                ax.fill_between(by.index, by["min"], by["max"], color=colours[net], alpha=0.2)
+                ax.plot(by.index, by["mean"], color=COLOURS[net], label=NAMES[net])
+                ax.fill_between(by.index, by["min"], by["max"], color=COLOURS[net], alpha=0.2)
             ax.set_title(f"{task}, {n}x{n}", fontsize=9)
             ax.set_xlabel("epoch")
         row[0].set_ylabel("validation accuracy (%)")

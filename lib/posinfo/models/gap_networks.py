@@ -133,10 +133,6 @@ class PermuteNet(nn.Module):
         self.generator = torch.Generator().manual_seed(seed)
         self.last_permutation: Tensor | None = None
 
-    def reseed(self, seed: int) -> None:
-        """Restart the permutations from ``seed``."""
-        self.generator.manual_seed(seed)
-
     @contextmanager
     def seeded(self, seed: int) -> Iterator[PermuteNet]:
         """Draw the permutations from ``seed`` inside the block, then go on with the stream as it
