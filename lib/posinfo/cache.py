@@ -19,6 +19,7 @@ import functools
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 import time
 import warnings
@@ -75,10 +76,26 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
+# Below this much free space, a failed ``torch.save`` is taken for a full disk: torch reports one
+# as a bare ``RuntimeError`` ("unexpected pos ..."), not as an ``OSError``.
+FULL_DISK_BYTES = 64 * 1024**2
+
+
 def torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` ``obj`` (tensors and plain data) to ``path`` atomically."""
+    """``torch.save`` ``obj`` (tensors and plain data) to ``path`` atomically.
+
+    Raises:
+        OSError: ``ENOSPC`` naming ``path`` when the write failed and its disk is (nearly) full.
+        RuntimeError: Naming ``path`` when the write failed otherwise.
+    """
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as err:
+            free = shutil.disk_usage(Path(tmp).parent).free
+            if free < FULL_DISK_BYTES:  # atomic_path names the file
+                raise OSError(errno.ENOSPC, f"No space left on device ({free} bytes free)") from err
+            raise RuntimeError(f"could not write {path}: {err}") from err
 
 
 def fingerprint(*items: object) -> str:

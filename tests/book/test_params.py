@@ -137,3 +137,24 @@ def test_a_full_disk_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(OSError, match=r"no space left on the device to write .*results\.csv"):
         write_text(tmp_path / "results.csv", "x")
+
+
+@pytest.mark.parametrize("free, error, message", [
+    (1024, OSError, r"no space left on the device to write .*entry\.pt$"),
+    (10 * 1024**3, RuntimeError, r"could not write .*entry\.pt: .*unexpected pos 704 vs 598")])
+def test_a_failed_torch_save_names_the_file_and_a_full_disk(tmp_path, monkeypatch, free, error,
+                                                             message):
+    """torch reports a full disk as a bare RuntimeError; the book names the file, and says
+    "no space left" when the disk is (nearly) full."""
+    import shutil
+
+    import torch
+    from posinfo import cache
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+    monkeypatch.setattr(torch, "save", fail)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**12, 10**12 - free, free))
+    with pytest.raises(error, match=message):
+        cache.torch_save({"x": torch.zeros(1)}, tmp_path / "entry.pt")
+    assert not list(tmp_path.iterdir())  # no temporary left behind
