@@ -135,3 +135,16 @@ def test_e6_measures_the_lead_over_a_constant_map_too(tmp_path):
     e6 = {c.id: c for c in existence.check_claims(table, cfg)}["E6"]
     assert e6.verdict == "fails"  # .36 below the raw readout, but not .02 below a constant map
     assert e6.effect < 0.02 and e6.control != "holds"
+
+
+def test_least_squares_fits_show_each_ridge_and_condition_number():
+    rows = [dict(source=src, readout="least_squares", pattern=p, test_set="training", metric=m,
+                 value=v) for src in ("posenet", "vgg16_bn") for p in ("H", "G")
+            for m, v in (("ridge", 1e-4 if p == "H" else 1.0), ("condition", 31623.0))]
+    rows.append(dict(source="posenet", readout="least_squares", pattern="H", test_set="natural",
+                     metric="spc_paper", value=0.5))
+    fits = existence.least_squares_fits(pd.DataFrame(rows))
+    assert list(fits.index) == ["posenet", "vgg16_bn"]
+    assert list(fits.columns) == [("ridge", "H"), ("ridge", "G"), ("condition", "H"), ("condition", "G")]
+    assert fits.loc["vgg16_bn", ("ridge", "H")] == "1e-04" and fits.loc["posenet", ("ridge", "G")] == "1e+00"
+    assert fits.loc["posenet", ("condition", "G")] == "3.2e+04"

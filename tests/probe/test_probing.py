@@ -84,6 +84,9 @@ def test_replicates_draw_their_own_data_and_readouts(tmp_path):
     later = run.table[run.table.replicate == 1]
     assert {"random", "synthetic", "none"} == set(first.weights) and set(later.weights) == {"synthetic", "none"}
     assert set(first.readout) == {"sgd", "least_squares"} and set(later.readout) == {"sgd"}
+    fits = first[first.test_set == "training"]  # each least-squares fit: ridge and conditioning
+    assert set(fits.readout) == {"least_squares"} and set(fits.metric) == {"ridge", "condition"}
+    assert len(fits) == 2 * 3 and (fits[fits.metric == "condition"].value >= 1).all()
     nat = run.table[(run.table.metric == "mae") & (run.table.test_set == "natural")
                     & (run.table.readout == "sgd") & (run.table.weights == "synthetic")]
     assert nat.value.nunique() == 3  # three encoders and readouts, three different scores

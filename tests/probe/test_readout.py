@@ -57,14 +57,16 @@ def test_least_squares_is_exact_on_a_linear_target():
     f = torch.randn(1, 3, 8, 8, generator=g).expand(20, -1, -1, -1).clone()
     w = torch.randn(1, 3, 3, 3, generator=g)
     target = torch.nn.functional.conv2d(f[:1], w)[0, 0] + 0.5  # [6, 6], the readout's own grid
-    (lin,) = least_squares_readout(f, target[None], kernel_size=3, ridge=1e-10)
+    (lin,) = least_squares_readout(f, target[None], kernel_size=3, ridges=(1e-10,))
     assert torch.allclose(lin.conv(f[:1])[0, 0], target, atol=1e-3)
+    assert lin.ridge == 1e-10 and lin.condition >= 1
 
 
 def test_least_squares_bounds_the_sgd_fit_on_training_data():
+    """Nearly unregularised, least squares fits the training images at least as well as SGD."""
     f = planted(n=64)
     gts = position_maps(["H", "G"], 10)
-    lin = least_squares_readout(f, gts)
+    lin = least_squares_readout(f, gts, ridges=(1e-8,))
     assert len(lin) == 2
     sgd = fit_readout(f, gts[0], ReadoutTraining(epochs=5))
     mse = lambda m: ((predict(m, f, 10) - gts[0]) ** 2).mean().item()  # noqa: E731
@@ -76,6 +78,67 @@ def test_least_squares_refuses_non_finite_features_naming_them():
     f[0, 0, 0, 0] = float("inf")
     with pytest.raises(ValueError, match=r"least squares on resnet152 \(random\): the features hold NaN"):
         least_squares_readout(f, position_maps(["H"], 10), name="resnet152 (random)")
+
+
+def test_held_out_images_are_every_fifth_or_the_last():
+    from posinfo.probe.readout import held_out
+    assert held_out(10).nonzero().flatten().tolist() == [4, 9]
+    assert held_out(3).nonzero().flatten().tolist() == [2]
+    with pytest.raises(ValueError, match="at least 2 images"):
+        held_out(1)
+
+
+def _equations(x, y):
+    """NormalEquations of rows ``x`` [M, d-1] (a constant appended) and targets ``y`` [M, P]."""
+    from posinfo.probe.readout import NormalEquations
+    rows = torch.cat([x, torch.ones(len(x), 1)], 1)
+    stats = NormalEquations.zeros(rows.shape[1], y.shape[1])
+    stats.add(rows, y)
+    return stats, rows
+
+
+def test_normal_equations_solve_centred_ridge_without_penalising_the_intercept():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(50, 4, generator=g), torch.randn(50, 2, generator=g) + 3
+    stats, rows = _equations(x, y)
+    xc, yc = (x - x.mean(0)).double(), (y - y.mean(0)).double()
+    lam = 0.5 * (xc**2).sum(0).mean()
+    w = torch.linalg.solve(xc.T @ xc + lam * torch.eye(4, dtype=torch.float64), xc.T @ yc)
+    got = stats.solve(0.5)
+    assert torch.allclose(got[:-1], w, atol=1e-6)
+    assert torch.allclose(got[-1], (y.mean(0) - x.mean(0) @ w.float()).double(), atol=1e-5)
+    flat = stats.solve(1e9)  # all ridge: the prediction is the targets' mean, not zero
+    assert torch.allclose(rows.double() @ flat, y.mean(0).double().expand(50, 2), atol=1e-4)
+    err = ((rows.double() @ got - y.double()) ** 2).sum(0)
+    assert torch.allclose(stats.squared_error(got), err, rtol=1e-5)  # float32 products
+
+
+def test_condition_numbers_are_those_of_the_solved_systems():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(30, 5, generator=g)
+    x[:, 4] = x[:, 3]  # collinear: singular without a ridge
+    stats, _ = _equations(x, torch.randn(30, 1, generator=g))
+    scatter = stats.centred()[0]
+    for ridge, cond in zip((1e-3, 1.0), stats.conditions([1e-3, 1.0])):
+        shifted = scatter + ridge * scatter.diagonal().mean() * torch.eye(5, dtype=torch.float64)
+        assert cond == pytest.approx(float(torch.linalg.cond(shifted)), rel=1e-6)
+    assert stats.conditions([1e-3])[0] > 100 * stats.conditions([1.0])[0]
+
+
+def test_ridge_is_small_for_readable_position_and_large_for_none():
+    """Held-out images choose: planted position needs little ridge; position-blind features
+    (a null control: noise, many channels, few images) need the largest."""
+    from posinfo.probe.readout import RIDGES
+    gts = position_maps(["H"], 10)
+    (readable,) = least_squares_readout(planted(n=40), gts)
+    g = torch.Generator().manual_seed(2)
+    (blind,) = least_squares_readout(torch.randn(10, 16, 10, 10, generator=g), gts)
+    assert readable.ridge <= 1e-3 and blind.ridge == max(RIDGES)
+
+
+def test_least_squares_refuses_constant_features_naming_them():
+    with pytest.raises(ValueError, match=r"least squares on flat: no ridge makes"):
+        least_squares_readout(torch.ones(6, 2, 5, 5), position_maps(["H"], 5), name="flat")
 
 
 def test_best_readout_is_chosen_by_training_loss():

@@ -237,6 +237,21 @@ def beyond_paper(table: pd.DataFrame) -> pd.DataFrame:
                            sort=False).round(3)
 
 
+def least_squares_fits(table: pd.DataFrame) -> pd.DataFrame:
+    """How each least-squares readout was fitted: the ridge chosen on held-out training images
+    (relative to the features' mean variance) and the condition number of the system solved.
+
+    Returns:
+        Rows source, columns (ridge | condition, pattern), as text ("1e-04", "3.2e+05").
+    """
+    sel = table[(table.readout == "least_squares") & (table.test_set == "training")]
+    wide = sel.pivot_table(index="source", columns=["metric", "pattern"], values="value",
+                           sort=False)
+    wide = wide.reindex(columns=["ridge", "condition"], level=0)
+    fmt = {"ridge": "{:.0e}", "condition": "{:.1e}"}
+    return wide.apply(lambda col: col.map(fmt[col.name[0]].format))
+
+
 # --- presentation ---------------------------------------------------------------------------------
 
 

@@ -460,6 +460,10 @@ def probe_encoders(cfg: Config, run: TaskRun, classifier: torch.nn.Module,
                     rows += [dict(experiment="probe", trained_for=name, readout=readout,
                                   stage=stage, pattern=pattern, test_set=test_set, metric=m,
                                   value=float(getattr(s, m))) for m in SCORES]
+                if readout == "least_squares":  # the fit itself: its ridge and conditioning
+                    rows += [dict(experiment="probe", trained_for=name, readout=readout,
+                                  stage=stage, pattern=pattern, test_set="training", metric=m,
+                                  value=float(getattr(model, m))) for m in ("ridge", "condition")]
     return pd.DataFrame(rows)
 
 

@@ -34,7 +34,8 @@ from posinfo.models.encoders import (ARCHITECTURES, INPUT_NORMS, build_encoder,
                                      require_imagenet_weights)
 from posinfo.models.pretrain import PretrainConfig, synthetic_encoder
 from posinfo.probe.features import FeatureCache, image_on_grid
-from posinfo.probe.readout import ReadoutTraining, fit_readout, least_squares_readout, predict
+from posinfo.probe.readout import (LinearReadout, ReadoutTraining, fit_readout, least_squares_readout,
+                                   predict)
 
 TEST_SETS = ("natural",) + targets.SYNTHETIC_INPUTS
 # The knobs of a probe run (chapters 1-3 take all of them), with their types and ranges.
@@ -194,6 +195,15 @@ def _rows(source: Source, readout: str, pattern: str, test_set: str, scores) -> 
             for m in SCORES]
 
 
+def least_squares_rows(source: Source, models: dict[str, LinearReadout]) -> list[dict]:
+    """Rows of each least-squares readout's chosen ``ridge`` and ``condition`` number (test set
+    "training": they describe the fit, not a test)."""
+    base = dict(source=source.name, encoder=source.encoder, weights=source.weights,
+                readout="least_squares", test_set="training")
+    return [base | {"pattern": p, "metric": m, "value": float(getattr(model, m))}
+            for p, model in models.items() for m in ("ridge", "condition")]
+
+
 def source_inputs(cfg: Config, source: Source, data: ProbeData, cache: FeatureCache
                   ) -> tuple[Tensor, dict[str, Tensor]]:
     """What the readout of ``source`` sees: cached features, or the raw images resized to the
@@ -226,6 +236,7 @@ def run_readouts(cfg: Config, data: ProbeData, sources: list[Source], progress: 
         if cfg.least_squares:
             fitted["least_squares"] = dict(zip(cfg.patterns, least_squares_readout(
                 train, gts, name=source.name)))
+            rows += least_squares_rows(source, fitted["least_squares"])
         for kind, models in fitted.items():
             for (pattern, model), gt in zip(models.items(), gts):
                 for test_set, x in tests.items():

@@ -1,4 +1,4 @@
-"""The position-encoding readout (PosENet) of the ICLR 2020 study, and an exact linear bound.
+"""The position-encoding readout (PosENet) of the ICLR 2020 study, and a closed-form linear one.
 
 PosENet maps frozen features to a one-channel position map with a few k x k convolutions
 (no padding by default), BatchNorm after each, ReLU between, a sigmoid at the end; its output is
@@ -6,8 +6,9 @@ upsampled bilinearly to the ground truth and trained with a pixel-wise MSE by SG
 momentum 0.9, weight decay 1e-4, batch 32, 15 epochs, lr x 0.1 at epoch 10). Applied to the raw
 image instead of features it is "PosENet alone".
 
-:func:`least_squares_readout` solves the single linear k x k layer exactly (ridge-stabilised
-normal equations), which bounds what any one-layer linear readout can fit on the training set.
+:func:`least_squares_readout` solves the single linear k x k layer in closed form (normal
+equations with a ridge chosen on held-out images): what a linear readout can find in the
+features, free of SGD's initialisation and step count.
 """
 
 from __future__ import annotations
@@ -215,16 +216,90 @@ def predict(model: nn.Module, inputs: Tensor, out_size: int, *, batch_size: int 
 
 
 class LinearReadout(nn.Module):
-    """One linear k x k convolution, no sigmoid: the model :func:`least_squares_readout` fits."""
+    """One linear k x k convolution, no sigmoid: the model :func:`least_squares_readout` fits.
 
-    def __init__(self, conv: nn.Conv2d) -> None:
+    Attributes:
+        ridge: The ridge the fit used, relative to the mean variance of the features' patches
+            (``nan`` when it was not fitted by :func:`least_squares_readout`).
+        condition: The condition number of the regularised normal equations that were solved.
+    """
+
+    def __init__(self, conv: nn.Conv2d, ridge: float = float("nan"),
+                 condition: float = float("nan")) -> None:
         super().__init__()
         self.conv = conv
+        self.ridge, self.condition = ridge, condition
 
     def forward(self, x: Tensor, out_size: int) -> Tensor:
         """Features ``[B, C, h, w]`` to maps ``[B, out_size, out_size]``."""
         y = self.conv(x)
         return F.interpolate(y, size=(out_size, out_size), mode="bilinear", align_corners=False)[:, 0]
+
+
+# The ridges :func:`least_squares_readout` chooses from, relative to the mean variance of the
+# features' patches: from nearly none (the exact fit on well-conditioned features) to one as
+# large as the features' own variance. Every HOLDOUT_EVERY-th image is held out to choose.
+RIDGES: tuple[float, ...] = tuple(10.0**k for k in range(-6, 1))
+HOLDOUT_EVERY = 5
+
+
+@dataclass
+class NormalEquations:
+    """The sufficient statistics of a least-squares fit of ``P`` targets on rows of ``d``
+    values (the last one a constant 1): ``gram`` ``[d, d]`` = X'X, ``rhs`` ``[d, P]`` = X'Y and
+    ``squares`` ``[P]`` = the targets' sums of squares, all float64."""
+
+    gram: Tensor
+    rhs: Tensor
+    squares: Tensor
+
+    @classmethod
+    def zeros(cls, d: int, targets: int) -> NormalEquations:
+        """Empty statistics for rows of ``d`` values and ``targets`` targets."""
+        z = lambda *shape: torch.zeros(*shape, dtype=torch.float64)  # noqa: E731
+        return cls(z(d, d), z(d, targets), z(targets))
+
+    def add(self, rows: Tensor, y: Tensor) -> None:
+        """Accumulate rows ``[M, d]`` (float32 products, float64 sums) with targets ``[M, P]``."""
+        self.gram += (rows.T @ rows).double()
+        self.rhs += (rows.T @ y).double()
+        self.squares += (y.double() ** 2).sum(0)
+
+    def __add__(self, other: NormalEquations) -> NormalEquations:
+        return NormalEquations(self.gram + other.gram, self.rhs + other.rhs,
+                               self.squares + other.squares)
+
+    def centred(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The patches' scatter about their mean ``[d-1, d-1]``, their cross products with the
+        centred targets ``[d-1, P]``, and the means of patches ``[d-1]`` and targets ``[P]``;
+        centring keeps the ridge off the intercept."""
+        n = self.gram[-1, -1]
+        mean_x, mean_y = self.gram[:-1, -1] / n, self.rhs[-1] / n
+        scatter = self.gram[:-1, :-1] - n * torch.outer(mean_x, mean_x)
+        return scatter, self.rhs[:-1] - n * torch.outer(mean_x, mean_y), mean_x, mean_y
+
+    def solve(self, ridge: float) -> Tensor | None:
+        """Weights ``[d, P]`` (intercept last) of the fit with ``ridge`` times the mean diagonal
+        of the scatter added to it, or ``None`` where that system is not positive definite."""
+        scatter, cross, mean_x, mean_y = self.centred()
+        scatter.diagonal().add_(ridge * scatter.diagonal().mean())
+        factor, info = torch.linalg.cholesky_ex(scatter)
+        if info:
+            return None
+        w = torch.cholesky_solve(cross, factor)
+        return torch.cat([w, (mean_y - mean_x @ w)[None]])
+
+    def squared_error(self, w: Tensor) -> Tensor:
+        """The summed squared error ``[P]`` of weights ``[d, P]`` on these rows."""
+        return (w * (self.gram @ w)).sum(0) - 2 * (w * self.rhs).sum(0) + self.squares
+
+    def conditions(self, ridges: Sequence[float]) -> list[float]:
+        """The condition numbers of the systems :meth:`solve` solves for ``ridges`` (one
+        eigendecomposition of the scatter serves them all)."""
+        scatter = self.centred()[0]
+        eig = torch.linalg.eigvalsh(scatter)
+        shifts = [r * scatter.diagonal().mean() for r in ridges]
+        return [float((eig[-1] + s) / (eig[0].clamp(min=0) + s)) for s in shifts]
 
 
 def _patches(x: Tensor, kernel_size: int, padding: int) -> Tensor:
@@ -233,23 +308,75 @@ def _patches(x: Tensor, kernel_size: int, padding: int) -> Tensor:
     return torch.cat([cols, torch.ones(len(cols), 1)], dim=1)
 
 
+def held_out(n: int) -> Tensor:
+    """``[n]`` bool: the images held out to choose the ridge, every ``HOLDOUT_EVERY``-th one
+    (the last one when there are fewer)."""
+    if n < 2:
+        raise ValueError(f"least squares needs at least 2 images to choose its ridge; got {n}")
+    mask = torch.arange(n) % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
+    mask[-1] |= not mask.any()
+    return mask
+
+
+def _normal_equations(features: Tensor, y: Tensor, kernel_size: int, padding: int,
+                      batch_size: int, progress: bool) -> tuple[NormalEquations, NormalEquations]:
+    """The statistics of the images kept for fitting and of those :func:`held_out`, from
+    features ``[N, C, h, w]`` and targets ``[L, P]`` on the readout's grid (``L`` cells)."""
+    d = features.shape[1] * kernel_size**2 + 1
+    fit, held = (NormalEquations.zeros(d, y.shape[1]) for _ in range(2))
+    mask = held_out(len(features))
+    for chunk, is_held in tqdm(zip(features.split(batch_size), mask.split(batch_size)),
+                               total=-(-len(features) // batch_size), desc="least squares",
+                               disable=not progress, leave=False):
+        for stats, sel in ((fit, ~is_held), (held, is_held)):
+            if sel.any():
+                stats.add(_patches(chunk[sel], kernel_size, padding), y.repeat(int(sel.sum()), 1))
+    return fit, held
+
+
+def choose_ridges(fit: NormalEquations, held: NormalEquations,
+                  ridges: Sequence[float] = RIDGES) -> list[float]:
+    """For each target, the ridge of ``ridges`` whose fit on ``fit`` has the lowest squared
+    error on ``held`` (the smallest such ridge on ties); ridges whose system is not positive
+    definite are skipped.
+
+    Raises:
+        ValueError: If no ridge gives a positive definite system.
+    """
+    errors = []
+    for ridge in ridges:
+        w = fit.solve(ridge)
+        errors.append(torch.full_like(fit.squares, torch.inf) if w is None else held.squared_error(w))
+    errors = torch.stack(errors)  # [R, P]
+    if not torch.isfinite(errors).any(0).all():
+        raise ValueError("no ridge makes the normal equations positive definite")
+    return [ridges[i] for i in errors.argmin(0).tolist()]
+
+
 @torch.no_grad()
 def least_squares_readout(features: Tensor, targets: Tensor, kernel_size: int = 3, padding: int = 0,
-                          *, ridge: float = 1e-6, batch_size: int = 32, name: str = "the features",
-                          progress: bool = False) -> list[LinearReadout]:
-    """The exact least-squares linear k x k readout for each target map.
+                          *, ridges: Sequence[float] = RIDGES, batch_size: int = 32,
+                          name: str = "the features", progress: bool = False) -> list[LinearReadout]:
+    """The least-squares linear k x k readout for each target map, its ridge chosen on
+    held-out images.
 
     The readout's output grid (``h - k + 1 + 2 * padding`` per side) is compared with the target
     resized bilinearly to that grid, so the fit minimises the MSE where the readout's values
-    live; predictions are then upsampled like PosENet's. One Gram matrix serves every target.
+    live; predictions are then upsampled like PosENet's. Features are centred (the intercept is
+    not penalised). Each target's ridge is the one of ``ridges`` (relative to the patches' mean
+    variance) that predicts the :func:`held_out` images best from the others; the readout is
+    then refitted on all images. The features of wide encoders are strongly collinear, so a
+    nearly unregularised fit is ill-conditioned and its solution can change with the order of
+    floating-point sums (the thread count); the chosen ridge and the condition number of the
+    solved system are kept on each readout (:class:`LinearReadout`).
 
     Args:
-        features: ``[N, C, h, w]``.
+        features: ``[N, C, h, w]``, ``N >= 2``.
         targets: ``[P, T, T]``: one map per pattern.
         kernel_size: Side of the kernel.
         padding: Zero padding.
-        ridge: Added to the Gram's diagonal, relative to its mean diagonal, for stability.
-        batch_size: Images per chunk of the Gram accumulation.
+        ridges: The relative ridges to choose from.
+        batch_size: Images per chunk of the accumulation.
         name: What the features are called in errors.
         progress: Show a progress bar.
 
@@ -257,32 +384,41 @@ def least_squares_readout(features: Tensor, targets: Tensor, kernel_size: int = 
         One :class:`LinearReadout` per target.
 
     Raises:
-        ValueError: If the features or the solution hold NaN or inf (naming ``name``).
+        ValueError: If the features or the solution hold NaN or inf, or no ridge gives a
+            solvable system (naming ``name``).
     """
     if not torch.isfinite(features).all():
         raise ValueError(f"least squares on {name}: the features hold NaN or inf")
-    n, c, h, _ = features.shape
-    grid = h - kernel_size + 1 + 2 * padding
+    grid = features.shape[-1] - kernel_size + 1 + 2 * padding
     y = F.interpolate(targets[:, None].double(), size=(grid, grid), mode="bilinear",
-                      align_corners=False).flatten(1).T  # [L, P]
-    d = c * kernel_size**2 + 1
-    gram, rhs = torch.zeros(d, d, dtype=torch.float64), torch.zeros(d, len(targets), dtype=torch.float64)
-    y = y.float()  # the products run in float32 like the Gram's; the sums accumulate in float64
-    for chunk in tqdm(features.split(batch_size), desc="least squares", disable=not progress,
-                      leave=False):
-        rows = _patches(chunk, kernel_size, padding)
-        gram += (rows.T @ rows).double()
-        rhs += (rows.T @ y.repeat(len(chunk), 1)).double()
-    gram.diagonal().add_(ridge * gram.diagonal().mean())
-    solution = torch.linalg.solve(gram, rhs).float()  # [d, P]
-    if not torch.isfinite(solution).all():
-        raise ValueError(f"least squares on {name}: the solution holds NaN or inf (the normal "
-                         "equations are singular or overflow)")
-    return [_as_conv(w, c, kernel_size, padding) for w in solution.T]
+                      align_corners=False).flatten(1).T.float()  # [L, P]
+    fit, held = _normal_equations(features, y, kernel_size, padding, batch_size, progress)
+    try:
+        chosen = choose_ridges(fit, held, ridges)
+    except ValueError as err:
+        raise ValueError(f"least squares on {name}: {err}") from None
+    return _refit(fit + held, chosen, features.shape[1], kernel_size, padding, name)
 
 
-def _as_conv(w: Tensor, channels: int, kernel_size: int, padding: int) -> LinearReadout:
+def _refit(stats: NormalEquations, chosen: list[float], channels: int, kernel_size: int,
+           padding: int, name: str) -> list[LinearReadout]:
+    """One readout per target, fitted on ``stats`` with its chosen ridge (one solve per ridge)."""
+    solutions = {r: stats.solve(r) for r in sorted(set(chosen))}
+    conditions = dict(zip(solutions, stats.conditions(list(solutions))))
+    out = []
+    for target, ridge in enumerate(chosen):
+        w = solutions[ridge]
+        if w is None or not torch.isfinite(w[:, target]).all():
+            raise ValueError(f"least squares on {name}: the solution holds NaN or inf (the "
+                             "normal equations are singular or overflow)")
+        out.append(_as_conv(w[:, target].float(), channels, kernel_size, padding, ridge,
+                            conditions[ridge]))
+    return out
+
+
+def _as_conv(w: Tensor, channels: int, kernel_size: int, padding: int, ridge: float,
+             condition: float) -> LinearReadout:
     conv = nn.Conv2d(channels, 1, kernel_size, padding=padding)
     conv.weight.data = w[:-1].view(1, channels, kernel_size, kernel_size).clone()
     conv.bias.data = w[-1:].clone()
-    return LinearReadout(conv).eval()
+    return LinearReadout(conv, ridge, condition).eval()
