@@ -127,13 +127,15 @@ def test_condition_numbers_are_those_of_the_solved_systems():
 
 def test_ridge_is_small_for_readable_position_and_large_for_none():
     """Held-out images choose: planted position needs little ridge; position-blind features
-    (a null control: noise, many channels, few images) need the largest."""
-    from posinfo.probe.readout import RIDGES
+    (a null control: noise, many channels, few images) need one at least as large as their
+    variance, which shrinks the fit towards the mean map."""
     gts = position_maps(["H"], 10)
     (readable,) = least_squares_readout(planted(n=40), gts)
-    g = torch.Generator().manual_seed(2)
-    (blind,) = least_squares_readout(torch.randn(10, 16, 10, 10, generator=g), gts)
-    assert readable.ridge <= 1e-3 and blind.ridge == max(RIDGES)
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        (blind,) = least_squares_readout(torch.randn(10, 16, 10, 10, generator=g), gts)
+        assert blind.ridge >= 1
+    assert readable.ridge <= 1e-3
 
 
 def test_least_squares_refuses_constant_features_naming_them():

@@ -237,9 +237,10 @@ class LinearReadout(nn.Module):
 
 
 # The ridges :func:`least_squares_readout` chooses from, relative to the mean variance of the
-# features' patches: from nearly none (the exact fit on well-conditioned features) to one as
-# large as the features' own variance. Every HOLDOUT_EVERY-th image is held out to choose.
-RIDGES: tuple[float, ...] = tuple(10.0**k for k in range(-6, 1))
+# features' patches, in factors of 10: from nearly none (the exact fit on well-conditioned
+# features) to 100 times the features' own variance (random ResNet-18 features chose 1, then the
+# largest ridge tried, when the range ended there). Every HOLDOUT_EVERY-th image is held out.
+RIDGES: tuple[float, ...] = tuple(10.0**k for k in range(-6, 3))
 HOLDOUT_EVERY = 5
 
 
