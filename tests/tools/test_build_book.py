@@ -45,10 +45,3 @@ def test_each_chapter_offers_its_results_for_download(tmp_path):
     assert "{download}`claims.json <_results/01_x/claims.json>`" in last
     assert "{download}`manifest.json <_results/01_x/manifest.json>`" in last
 
-
-def test_binder_installs_the_pins_and_the_library():
-    binder = TOOL.parents[1] / "binder"
-    assert (binder / "requirements.txt").read_text().split() == ["-r", "../requirements.txt"]
-    post = (binder / "postBuild").read_text()
-    assert "pip install --no-deps -e ." in post and (binder / "postBuild").stat().st_mode & 0o111
-    assert (binder / "runtime.txt").read_text().strip() == "python-3.11"
