@@ -28,8 +28,11 @@ RUNS := $(FIRST) $(filter-out $(FIRST),$(CHAPTERS:book/%=$(EXECUTED)/book/%))
 
 .PHONY: test unit nbval book chapters html bench browser-test clean FORCE
 
-$(BIN)/.installed: requirements.txt pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+# A venv whose python no longer runs (its base Python was updated or removed, e.g. a venv restored
+# from CI's cache onto a newer runner image) is made anew, even where .installed looks up to date.
+VENV_RUNS := $(shell $(BIN)/python -c 'print("yes")' 2>/dev/null)
+$(BIN)/.installed: requirements.txt pyproject.toml $(if $(VENV_RUNS),,FORCE)
+	$(BIN)/python -c '' 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
