@@ -121,9 +121,9 @@ def cache_root(cfg: Config) -> Path:
     (``$POSINFO_CACHE`` or ``.cache/`` in the book's top folder); a relative ``cache_dir`` is
     taken from the book's top folder, where :func:`~posinfo.book.params.resolve` checks it. The
     first time a process asks for a folder, temporaries that killed runs left in it are removed
-    (:func:`remove_stale_temporaries`)."""
+    (:func:`remove_stale_temporaries_once`)."""
     root = default_cache_dir() if cfg.cache_dir is None else under_root(cfg.cache_dir)
-    _clean_once(root.resolve())
+    remove_stale_temporaries_once(root)
     return root
 
 
@@ -148,10 +148,18 @@ def remove_stale_temporaries(folder: str | Path, older_than: float = 3600.0) -> 
     return removed
 
 
+def remove_stale_temporaries_once(folder: str | Path) -> None:
+    """:func:`remove_stale_temporaries` of ``folder``, with a warning naming each file removed,
+    the first time this process asks for that folder: the cache folder (:func:`cache_root`) and
+    a chapter's results folder (:func:`~posinfo.book.params.resolve`), where a killed run can
+    leave the partial write of a cache entry, results.csv, claims.json or a figure."""
+    _clean_once(Path(folder).resolve())
+
+
 @functools.cache
 def _clean_once(folder: Path) -> None:
     for path in remove_stale_temporaries(folder):
-        warnings.warn(f"removed {path}, a partial write a killed run left behind", stacklevel=3)
+        warnings.warn(f"removed {path}, a partial write a killed run left behind", stacklevel=4)
 
 
 def load_entry(path: str | Path, map_location: str | torch.device = "cpu") -> Any | None:

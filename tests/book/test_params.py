@@ -1,3 +1,5 @@
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -158,3 +160,18 @@ def test_a_failed_torch_save_names_the_file_and_a_full_disk(tmp_path, monkeypatc
     with pytest.raises(error, match=message):
         cache.torch_save({"x": torch.zeros(1)}, tmp_path / "entry.pt")
     assert not list(tmp_path.iterdir())  # no temporary left behind
+
+
+def test_a_run_removes_the_partial_writes_a_killed_run_left_in_its_results():
+    results = Path(COMMON["out_dir"]) / SPEC.chapter
+    stale = results / ".results.csv.k3y_9abc.tmp"  # atomic_path's name, a killed run's
+    young = results / ".claims.json.x7q2mn0d.tmp"  # another run writing right now
+    other = results / ".editor-swap.tmp"  # not atomic_path's: kept however old
+    results.mkdir(parents=True)
+    for f in (stale, young, other, results / "results.csv"):
+        f.write_text("half")
+    os.utime(stale, (0, 0)), os.utime(other, (0, 0))
+    with pytest.warns(UserWarning, match=re.escape(f"removed {stale.resolve()}, a partial write")):
+        resolve(SPEC, COMMON)
+    assert sorted(p.name for p in results.iterdir()) == sorted(
+        [young.name, other.name, "results.csv"])

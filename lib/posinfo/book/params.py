@@ -285,6 +285,10 @@ def resolve(spec: ChapterSpec, namespace: Mapping[str, Any]) -> Config:
             the parameter, the value and what it takes).
         OSError: If the results folder (``out_dir/chapter``) or the cache folder cannot be
             written to, or their disk is (nearly) full (:func:`check_writable`).
+
+    The first time a process resolves a chapter, the temporaries of atomic writes that a killed
+    run left in its results folder are removed, with a warning naming each
+    (:func:`posinfo.cache.remove_stale_temporaries_once`).
     """
     given = parameters_in(namespace)
     unknown = sorted(set(given) - set(COMMON) - set(spec.knobs))
@@ -313,6 +317,9 @@ def resolve(spec: ChapterSpec, namespace: Mapping[str, Any]) -> Config:
         knobs=knobs,
     )
     check_writable(cfg.results_dir, "out_dir")
+    # posinfo.cache imports this module, so importing it at the top would be an import cycle
+    from posinfo.cache import remove_stale_temporaries_once
+    remove_stale_temporaries_once(cfg.results_dir)  # what a killed run of the chapter left
     if "cache_dir" in knobs:
         check_writable(default_cache_dir() if knobs["cache_dir"] is None
                        else under_root(knobs["cache_dir"]), "cache_dir")
