@@ -45,9 +45,24 @@ def test_a_corrupt_or_unsafe_entry_is_recomputed_with_a_warning(tmp_path):
         assert torch.equal(cached(path, lambda: torch.ones(2)), torch.ones(2))
     assert torch.equal(load_entry(path), torch.ones(2))  # rewritten, readable
     torch.save({"code": Unsafe()}, path)  # an object that would need unpickling
-    with pytest.warns(UserWarning, match="could not be read"):
+    with pytest.warns(UserWarning, match="could not be read") as caught:
         assert load_entry(path) is None
     assert not path.exists()
+    (message,) = [str(w.message) for w in caught]
+    assert f"cache entry {path} could not be read (UnpicklingError: Unsupported global: " in message
+    assert "weights_only" not in message  # torch's advice to load it anyway is not for a cache
+
+
+def test_the_cause_of_a_failed_load_is_short(tmp_path):
+    torch_save(torch.zeros(100), tmp_path / "t.pt")
+    (tmp_path / "t.pt").write_bytes((tmp_path / "t.pt").read_bytes()[:200])  # truncated
+    with pytest.raises(Exception) as err:
+        torch.load(tmp_path / "t.pt", weights_only=True)
+    assert cache.short_cause(err.value) == (
+        "RuntimeError: PytorchStreamReader failed reading zip archive: failed finding central "
+        "directory")
+    assert cache.short_cause(KeyError("101")) == "KeyError: '101'"
+    assert cache.short_cause(ValueError()) == "ValueError"
 
 
 class Unsafe:

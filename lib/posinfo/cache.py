@@ -174,10 +174,22 @@ def load_entry(path: str | Path, map_location: str | torch.device = "cpu") -> An
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # a truncated, corrupt or unsafe file: recompute it
-        warnings.warn(f"cache entry {path} could not be read ({type(err).__name__}: {err}); "
+        warnings.warn(f"cache entry {path} could not be read ({short_cause(err)}); "
                       "removing it and computing it again", stacklevel=2)
         path.unlink(missing_ok=True)
         return None
+
+
+def short_cause(err: BaseException) -> str:
+    """``"<type>: <first sentence>"`` of a failed ``torch.load``, without torch's advice to load
+    the file again with ``weights_only=False``: for a cache entry that is not plain data, that
+    would run whatever code the file asks for. For such an entry, the first sentence of the
+    unpickler's own reason (``Unsupported global: ...``)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # torch's bold text
+    _, unpickler, reason = text.partition("WeightsUnpickler error:")
+    line = next((s.strip() for s in (reason if unpickler else text).splitlines() if s.strip()), "")
+    sentence = re.split(r"(?<=\.)\s", line, maxsplit=1)[0].rstrip(".")
+    return f"{type(err).__name__}: {sentence}" if sentence else type(err).__name__
 
 
 def cached(path: str | Path, compute: Callable[[], Any]) -> Any:
