@@ -53,3 +53,14 @@ def test_weights_file_round_trip_and_wrong_file(tmp_path):
     torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="not a DeepLabv3-ResNet-50"):
         load_weights_file(resnet50_deeplabv3(19), tmp_path / "bad.pth")
+
+
+class Payload:
+    """Pickled by reference: loading it would need this class, i.e. code."""
+
+
+def test_a_weights_file_holding_code_is_refused_without_advice_to_unpickle_it(tmp_path):
+    torch.save({"model_state": Payload()}, tmp_path / "code.pth")
+    with pytest.raises(ValueError, match="cannot be read as a state dict of tensors") as err:
+        load_weights_file(resnet50_deeplabv3(19), tmp_path / "code.pth")
+    assert "weights_only" not in str(err.value) and "code.pth" in str(err.value)

@@ -29,7 +29,7 @@ from torchvision.models import segmentation as tv_seg
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
-from posinfo.cache import Training, fingerprint, supervised_epoch, train_cached
+from posinfo.cache import Training, fingerprint, short_cause, supervised_epoch, train_cached
 from posinfo.metrics.dense import IGNORE, class_map
 from posinfo.models.encoders import IMAGENET_MEAN, IMAGENET_STD
 
@@ -135,8 +135,8 @@ def load_weights_file(model: Segmenter, path: str | Path) -> Segmenter:
     try:  # tensors and plain data only: a checkpoint never runs code
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"{path} cannot be read as a state dict of tensors ({type(err).__name__}: "
-                         f"{err}); save only the model's state_dict there") from err
+        raise ValueError(f"{path} cannot be read as a state dict of tensors ({short_cause(err)}); "
+                         "save only the model's state_dict there") from err
     for key in ("model_state", "state_dict", "model"):
         state = state.get(key, state) if isinstance(state, dict) else state
     state = {k.removeprefix("module."): v for k, v in state.items()
