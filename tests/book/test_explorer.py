@@ -47,3 +47,28 @@ def test_explorer_offers_every_choice_and_reports_missing_ones(gallery: dict, in
                                                    ["H", "G"], ["natural", "black"]]
     dropdowns[1].value = "least_squares"  # raw has no least-squares readout: no error, a message
     assert dropdowns[1].value == "least_squares"
+
+
+def test_own_images_reach_the_explorer(tmp_path) -> None:
+    """With ``test_images``, the explorer's natural input is the reader's first image, read out
+    by the run's own readouts."""
+    from PIL import Image
+    from posinfo.book.params import resolve
+    from posinfo.chapters import ch01_existence
+    from posinfo.probe import probing
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(folder / "a.png")
+    cfg = resolve(ch01_existence.SPEC, dict(
+        profile="smoke", seed=0, device="cpu", data_root=str(tmp_path), out_dir=str(tmp_path / "o"),
+        test_images=str(folder), encoders=["vgg16_bn"], weights="random", patterns=["H"],
+        n_train=4, readout_epochs=1, compare_random=False, least_squares=False,
+        cache_dir=str(tmp_path / "cache")))
+    data = probing.load_data(cfg, progress=False)
+    run = probing.run_readouts(cfg, data, probing.load_sources(cfg, progress=False), progress=False)
+    fig = explorer.prediction_figure(run.gallery, data.tests, "vgg16_bn (random)", "sgd", "H", "natural")
+    shown = fig.axes[0].get_images()[0].get_array()  # the input panel, [S, S, 3] in [0, 1]
+    assert shown[..., 0].mean() == pytest.approx(200 / 255, abs=0.01)
+    assert shown[..., 2].mean() == pytest.approx(10 / 255, abs=0.01)
+    plt.close(fig)
