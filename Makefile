@@ -44,9 +44,11 @@ test: unit nbval
 unit: $(BIN)/.installed
 	$(BIN)/python -m pytest tests
 
+# After the notebooks, the same session compares the results they wrote with book/smoke_reference/
+# up to a tolerance (book/test_smoke_reference.py; tools/store_smoke_outputs.py stores both).
 nbval: $(BIN)/.installed
 	$(BIN)/python -m pytest --nbval --nbval-sanitize-with book/nbval_sanitize.cfg \
-	  --nbval-current-env -p no:cacheprovider $(CHAPTERS)
+	  --nbval-current-env -p no:cacheprovider $(CHAPTERS) book/test_smoke_reference.py
 
 book:
 	$(MAKE) chapters

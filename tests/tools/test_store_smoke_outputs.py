@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -29,3 +31,20 @@ def test_a_kernel_started_by_nbval_inherits_the_pinned_threads():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True)
     assert out.stdout.strip() == "2"
+
+
+def test_a_chapters_results_are_copied_to_its_reference_and_a_missing_file_stops(tmp_path):
+    store = load(ROOT / "tools" / "store_smoke_outputs.py", "store_smoke_outputs")
+    (tmp_path / "_toc.yml").write_text("")
+    (tmp_path / "book").mkdir()
+    assert store.book_root(tmp_path / "book" / "01_a.ipynb") == tmp_path.resolve()
+    run = tmp_path / "_build" / "smoke" / "01_a"
+    run.mkdir(parents=True)
+    (run / "results.csv").write_text("value\n1.0\n")
+    with pytest.raises(SystemExit, match="01_a: the run wrote no .*claims.json; no reference"):
+        store.store_reference("01_a", tmp_path)
+    (run / "claims.json").write_text("[]\n")
+    store.store_reference("01_a", tmp_path)
+    reference = tmp_path / "book" / "smoke_reference" / "01_a"
+    assert sorted(p.name for p in reference.iterdir()) == ["claims.json", "results.csv"]
+    assert (reference / "results.csv").read_text() == "value\n1.0\n"
