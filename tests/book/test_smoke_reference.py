@@ -86,6 +86,11 @@ def test_a_verdict_near_its_margin_may_flip_to_a_neighbour_only():
     assert sr.compare_claims([dict(ref, verdict="fails", holds=False)], [ref]) != []
 
 
+def test_a_reference_verdict_its_own_interval_cannot_give_fails():
+    ref = _claim([0.6, 0.7, 0.8])  # holds, far above the margin
+    assert sr.compare_claims([ref], [dict(ref, verdict="inconclusive", holds=False)]) != []
+
+
 def test_a_single_replicate_is_never_decided():
     assert sr.reachable_verdicts(0.5, 0.5, 1, RULE) == {"inconclusive"}
     assert sr.reachable_verdicts(0.305, 0.305, 2, RULE) == {"holds", "inconclusive", "fails"}

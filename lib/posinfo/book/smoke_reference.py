@@ -11,8 +11,8 @@ changes) fails.
   ``value`` equal up to :data:`REL_TOL` and :data:`ABS_TOL` (``pytest.approx``).
 - ``claims.json``: the same claim ids; text fields equal; ``effect``, ``interval`` and the numbers
   in ``ours`` approximately equal; ``n`` and ``control`` equal; the ``verdict`` (and ``holds``)
-  equal, or one the reference's interval could give if each bound moved by the tolerance
-  (:func:`reachable_verdicts`): a verdict whose interval touches its margin may flip.
+  equal, or both verdicts among those the reference's interval gives if each bound moves by the
+  tolerance (:func:`reachable_verdicts`): a verdict whose interval touches its margin may flip.
   ``replicates_needed`` is not compared: it follows from the effect and interval (which are) and
   grows as 1/gap² near the margin, so a last digit can move it by many replicates.
 """
@@ -31,11 +31,13 @@ import pytest
 from posinfo.book.params import project_root
 from posinfo.book.verdicts import Rule, decide
 
-# Smoke runs train tiny networks for a few steps on two threads. A CPU with other vector units
-# sums in another order; that moves the last digits of the weights, and training carries the change
-# into the reported numbers, by far less than a hundredth on scores of order 0.1 to 1 (SPC, MAE,
-# accuracy, F-measure). Any change a regression makes to a score that matters is larger. So values
-# may differ by 2% of their size or 0.02, whichever is larger (pytest.approx's rule).
+# Values may differ by 2% of their size or by 0.02, whichever is larger (pytest.approx's rule).
+# The scores compared (SPC, MAE, accuracy, F-measure) are of order 0.1 to 1 and a smoke run's two
+# replicates differ by 0.05 to 0.3, so 0.02 is well inside an experiment's own noise, while a
+# regression that matters moves a score by more. Measured with another order of floating-point
+# sums (one thread instead of two, as another CPU would): chapters 2, 3, 5 and 7 moved by at most
+# 0.018; chapter 1's and 4's least-squares readouts, chapter 4's trained task networks and
+# chapter 6's consistency (percent of 16 images) moved by far more, beyond any useful tolerance.
 REL_TOL = 0.02
 ABS_TOL = 0.02
 FILES = ("results.csv", "claims.json")
@@ -157,8 +159,8 @@ def _compare_ours(observed: str, reference: str) -> list[str]:
 
 
 def _compare_verdict(observed: dict[str, Any], reference: dict[str, Any]) -> list[str]:
-    """The observed verdict is the reference's, or one that a tolerated move of the reference's
-    interval reaches; ``holds`` must say whether the verdict is ``holds``."""
+    """The observed verdict is the reference's, or both are verdicts that a tolerated move of the
+    reference's interval reaches; ``holds`` must say whether the verdict is ``holds``."""
     verdict = observed["verdict"]
     if observed["holds"] != (verdict == "holds"):
         return [f"holds {observed['holds']!r} but verdict {verdict!r}"]
@@ -166,7 +168,7 @@ def _compare_verdict(observed: dict[str, Any], reference: dict[str, Any]) -> lis
         return []
     low, high = reference["interval"]
     allowed = reachable_verdicts(low, high, reference["n"], margin_of(reference["rule"]))
-    if verdict in allowed:
+    if {verdict, reference["verdict"]} <= allowed:
         return []
     return [f"verdict {verdict!r}, reference {reference['verdict']!r} "
             f"(interval {reference['interval']} is not within the tolerance of the margin)"]
