@@ -371,6 +371,11 @@ def least_squares_readout(features: Tensor, targets: Tensor, kernel_size: int = 
     floating-point sums (the thread count); the chosen ridge and the condition number of the
     solved system are kept on each readout (:class:`LinearReadout`).
 
+    Cost, with ``d = C k^2 + 1``: two ``d x d`` float64 matrices (the fitted and the held-out
+    images' statistics) and, while solving, a centred copy and its Cholesky factor, so about
+    ``4 d^2 x 8`` bytes; one Cholesky factorisation per ridge tried and per ridge chosen, and one
+    symmetric eigendecomposition for the condition numbers.
+
     Args:
         features: ``[N, C, h, w]``, ``N >= 2``.
         targets: ``[P, T, T]``: one map per pattern.
