@@ -82,3 +82,14 @@ def test_padding_table_beside_table4():
     assert wide.loc[("vgg16 padding", "none"), ("H", "mae", "paper")] == 0.223
     assert pd.isna(wide.loc[("raw readout", "circular padding 1"), ("H", "spc", "paper")])
     assert list(wide.index)[0] == ("raw readout", "zero padding 0")
+
+
+def test_paper_profile_checks_its_images_against_both_grids(tmp_path):
+    from pathlib import Path
+    fixtures = Path(__file__).resolve().parents[2] / "data" / "fixtures"  # 20 x 16 px images
+    cfg = config(tmp_path, profile="paper", data_root=str(fixtures), feature_size=8,
+                 nopad_feature_size=8, weights="random")
+    padding.validate(cfg)
+    with pytest.raises(ValueError, match=r"20 x 16 px; the book needs at least 20 px"):
+        padding.validate(config(tmp_path, profile="paper", data_root=str(fixtures), feature_size=8,
+                                nopad_feature_size=20, weights="random"))

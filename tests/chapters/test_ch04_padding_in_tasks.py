@@ -43,7 +43,11 @@ def test_validation_before_work(tmp_path, data_root):
     with pytest.raises(DatasetNotFoundError, match="msra-b"):
         pit.validate(config(tmp_path, profile="paper", classification="synthetic"))
     pit.validate(config(tmp_path))
-    pit.validate(config(data_root, profile="paper", classification="synthetic"))
+    # the fixtures are 20 x 16 px: fine on a grid of 14, too small for the paper's 28
+    pit.validate(config(data_root, profile="paper", classification="synthetic", feature_size=14))
+    with pytest.raises(ValueError, match=r"dataset 'msra-b': image file .*1\.jpg is 20 x 16 px; "
+                                         "the book needs at least 28 px"):
+        pit.validate(config(data_root, profile="paper", classification="synthetic"))
 
 
 def test_voc_tensors_on_the_fixture():
@@ -311,3 +315,21 @@ def test_prose_numbers_follow_the_table(tmp_path):
                                  ("thirds segmentation", "thirds segmentation")]
     words = pit.prose_numbers(table, claims, {}, cfg)
     assert words["classifier_accuracy"] == "not measured"
+
+
+def test_validation_decodes_voc_and_every_saliency_set_before_work(data_root):
+    cfg = config(data_root, profile="paper", classification="synthetic", feature_size=14)
+    assert [(n, s) for n, s, _ in pit.dataset_reads(cfg)] == [
+        ("msra-b", None), ("ecssd", None), ("dut-omron", None), ("pascal-s", None),
+        ("voc2012", "train"), ("voc2012", "val"), ("duts-train", None)]
+    mask = data_root / "VOCdevkit" / "VOC2012" / "SegmentationClass" / "2007_000039.png"
+    mask.write_bytes(mask.read_bytes()[:100])  # val's mask, truncated
+    with pytest.raises(ValueError, match=r"dataset 'voc2012': malformed image file .*2007_000039\.png"):
+        pit.validate(cfg)
+    shutil.copy(FIXTURES / "VOCdevkit" / "VOC2012" / "SegmentationClass" / "2007_000039.png", mask)
+    image = data_root / "DUT-OMRON" / "DUT-OMRON-image" / "2.jpg"
+    image.write_bytes(image.read_bytes()[:150])
+    with pytest.raises(ValueError, match=f"dataset 'dut-omron': malformed image file {image}"):
+        pit.validate(cfg)
+    pit.validate(config(data_root, profile="paper", classification="synthetic", feature_size=14,
+                        n_test=1, probe_test=1))  # 2.jpg is the third: not read

@@ -245,3 +245,22 @@ def test_one_backbone_pass_scores_like_a_zeroing_hook(tmp_path):
         direct = model.logits_from_features(pc.zero_channels(model.features(x), half), tuple(x.shape[-2:]))
         assert not torch.equal(direct, model(x))  # the attack changes the logits
     assert torch.equal(direct, hooked)
+
+
+def test_paper_profile_decodes_cityscapes_before_work(tmp_path):
+    import shutil
+    shutil.copytree(FIXTURES / "cityscapes", tmp_path / "data" / "cityscapes")
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(b"only its existence is checked before work")
+    cfg = _cfg(tmp_path, "paper", data_root=str(tmp_path / "data"), weights_file=str(weights),
+               cityscapes_split="train", image_size=64)  # a grid of 64 / 8 = 8 rows
+    ra.validate(cfg)
+    with pytest.raises(ValueError, match=r"leftImg8bit\.png is 32 x 16 px; the book needs at least "
+                                         "128 px on each side"):
+        ra.validate(_cfg(tmp_path, "paper", data_root=str(tmp_path / "data"),
+                         weights_file=str(weights), cityscapes_split="train"))  # 1024 / 8 rows
+    labels = (tmp_path / "data" / "cityscapes" / "gtFine" / "train" / "aachen"
+              / "aachen_000000_000019_gtFine_labelIds.png")
+    labels.write_bytes(labels.read_bytes()[:90])
+    with pytest.raises(ValueError, match=f"dataset 'cityscapes': malformed image file {labels}"):
+        ra.validate(cfg)

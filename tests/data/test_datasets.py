@@ -2,6 +2,8 @@ import filecmp
 import os
 import runpy
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +16,14 @@ from posinfo.data.datasets import (
     TORCHVISION,
     DatasetNotFoundError,
     ImageFolderDataset,
+    IMAGE_EXTENSIONS,
+    MIN_SIDE,
     dataset_root,
+    grid_min_side,
     image_folder_tensors,
     saliency_dataset,
     torchvision_dataset,
+    verify_dataset,
 )
 
 FIXTURES = Path(__file__).resolve().parents[2] / "data" / "fixtures"
@@ -34,6 +40,29 @@ def data_root(tmp_path):
 def write_image(path, mode="RGB", size=(10, 8), value=200):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new(mode, size, value if mode in ("L", "P") else (value,) * len(mode)).save(path)
+
+
+def write_png16(path, values):
+    """A 16-bit PNG of ``values`` (uint16 ``[H, W]`` grey or ``[H, W, 3]`` RGB), written byte by
+    byte (PIL cannot write 16-bit RGB)."""
+    values = np.asarray(values, np.uint16)
+    height, width = values.shape[:2]
+    colour = 2 if values.ndim == 3 else 0
+    rows = b"".join(b"\x00" + values[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, colour, 0, 0, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def truncate(path):
+    """Cut ``path`` to half its bytes (PIL's quick ``verify`` still passes a truncated JPEG)."""
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
 # --- the catalogue ------------------------------------------------------------------------------
@@ -397,3 +426,173 @@ def test_real_torchvision_dataset(name, split, size):
     except DatasetNotFoundError:
         pytest.skip(f"{name} is not under {REAL}")
     assert len(torchvision_dataset(name, REAL, split)) == size
+
+
+# --- 16-bit files, formats the book does not read, a file for a folder ----------------------------
+
+GREY = round(0.61 * 65535)  # a 0.61 grey in 16 bits
+
+
+def test_16_bit_grey_png_keeps_its_grey_level(tmp_path):
+    write_png16(tmp_path / "a.png", np.full((12, 10), GREY))
+    with Image.open(tmp_path / "a.png") as img:
+        assert img.mode.startswith("I")  # PIL's convert("RGB") would clip it to white
+    images, sizes = image_folder_tensors(tmp_path, 6)
+    assert sizes == [(10, 12)]
+    assert torch.allclose(images, torch.full_like(images, 0.61), atol=1 / 255)
+
+
+def test_16_bit_rgb_png_keeps_its_colour(tmp_path):
+    write_png16(tmp_path / "a.png", np.broadcast_to([GREY, 65535, 300], (12, 10, 3)))
+    image = image_folder_tensors(tmp_path, 6)[0][0]
+    expected = torch.tensor([0.61, 1.0, 300 / 65535])[:, None, None].expand(3, 6, 6)
+    assert torch.allclose(image, expected, atol=1 / 255)
+
+
+def test_16_bit_mask_is_read_on_its_own_scale(tmp_path):
+    write_image(tmp_path / "i" / "a.png", size=(10, 8))
+    mask = np.full((8, 10), round(0.3 * 65535))  # below half: background (clipped, it was 1)
+    mask[:, 5:] = GREY  # above half: salient
+    write_png16(tmp_path / "m" / "a.png", mask)
+    _, m = ImageFolderDataset(tmp_path / "i", 10, tmp_path / "m")[0]
+    assert m[:, 5:].all() and not m[:, :5].any()
+
+
+def test_32_bit_grey_is_read_as_16_bits_up_to_65535_and_float_pixels_are_refused(tmp_path):
+    (tmp_path / "ok").mkdir()
+    Image.fromarray(np.full((12, 10), GREY, np.int32)).save(tmp_path / "ok" / "a.png", "TIFF")
+    with Image.open(tmp_path / "ok" / "a.png") as img:
+        assert img.mode == "I"  # PIL opens by content: a 32-bit grey file
+    image = image_folder_tensors(tmp_path / "ok", 6)[0]
+    assert torch.allclose(image, torch.full_like(image, 0.61), atol=1 / 255)
+    (tmp_path / "deep").mkdir()
+    Image.fromarray(np.full((12, 10), 70_000, np.int32)).save(tmp_path / "deep" / "a.png", "TIFF")
+    with pytest.raises(ValueError, match=r"deep/a\.png has grey values in \[70000, 70000\], beyond 16"):
+        ImageFolderDataset(tmp_path / "deep", 6)
+    (tmp_path / "float").mkdir()
+    Image.fromarray(np.full((12, 10), 0.61, np.float32)).save(tmp_path / "float" / "a.png", "TIFF")
+    with pytest.raises(ValueError, match=r"float/a\.png has floating-point pixels"):
+        ImageFolderDataset(tmp_path / "float", 6)
+
+
+@pytest.mark.parametrize("name", ["b.heic", "b.HEIC", "b.webp", "b.tiff", "b.gif", "b.avif"])
+def test_image_files_the_book_does_not_read_are_named(tmp_path, name):
+    write_image(tmp_path / "a.jpg")
+    (tmp_path / name).write_bytes(b"whatever")
+    with pytest.raises(ValueError, match=f"1 image file\\(s\\) the book does not read: {name}") as err:
+        ImageFolderDataset(tmp_path, 4)
+    assert ", ".join(IMAGE_EXTENSIONS) in str(err.value) and str(tmp_path) in str(err.value)
+
+
+def test_a_folder_of_heic_photos_with_two_jpegs_is_refused_not_read_as_two_images(tmp_path):
+    for i in range(300):
+        (tmp_path / f"IMG_{i:04d}.heic").write_bytes(b"heic")
+    write_image(tmp_path / "a.jpg")
+    write_image(tmp_path / "b.jpg")
+    with pytest.raises(ValueError, match=r"holds 300 image file\(s\) the book does not read: "
+                                         r"IMG_0000\.heic, .*IMG_0004\.heic and 295 more"):
+        image_folder_tensors(tmp_path, 4)
+    (tmp_path / ".IMG_9999.heic").write_bytes(b"hidden: skipped")
+    for i in range(300):
+        (tmp_path / f"IMG_{i:04d}.heic").unlink()
+    assert len(image_folder_tensors(tmp_path, 4)[0]) == 2
+
+
+def test_a_file_given_as_the_folder_is_named(tmp_path):
+    write_image(tmp_path / "a.jpg")
+    with pytest.raises(ValueError, match=f"{tmp_path / 'a.jpg'} is a file; a folder of images"):
+        ImageFolderDataset(tmp_path / "a.jpg", 4)
+
+
+# --- every file of a dataset decoded before any work ----------------------------------------------
+
+
+def test_grid_min_side_is_the_grid_never_below_the_floor():
+    assert grid_min_side(28) == 28 and grid_min_side(3) == MIN_SIDE == 8
+
+
+def test_verify_dataset_passes_the_fixtures_and_returns_their_sizes():
+    assert verify_dataset("duts-train", FIXTURES) == [(20, 16)] * 3
+    assert verify_dataset("pascal-s", FIXTURES, limit=2, min_side=16) == [(20, 16)] * 2
+    assert verify_dataset("voc2012", FIXTURES, "trainval") == [(20, 16)] * 2
+    assert verify_dataset("cityscapes", FIXTURES, "train") == [(32, 16)] * 2
+
+
+def test_verify_dataset_refuses_what_it_cannot_verify():
+    with pytest.raises(ValueError, match="md5"):
+        verify_dataset("cifar10", FIXTURES, "train")
+    with pytest.raises(ValueError, match="takes no split"):
+        verify_dataset("duts-train", FIXTURES, "train")
+    with pytest.raises(ValueError, match="need one"):
+        verify_dataset("voc2012", FIXTURES)
+    with pytest.raises(ValueError, match="limit must be positive"):
+        verify_dataset("voc2012", FIXTURES, "train", limit=0)
+    with pytest.raises(ValueError, match="unknown dataset"):
+        verify_dataset("duts", FIXTURES)
+
+
+def test_truncated_duts_image_is_named(data_root):
+    bad = data_root / "DUTS-TR" / "DUTS-TR-Image" / "ILSVRC2012_test_00000018.jpg"
+    truncate(bad)
+    with pytest.raises(ValueError, match="dataset 'duts-train': malformed image file") as err:
+        verify_dataset("duts-train", data_root)
+    assert str(bad) in str(err.value)
+    assert len(verify_dataset("duts-train", data_root, limit=1)) == 1  # beyond the limit: unread
+
+
+def test_duts_mask_of_another_size_is_named(data_root):
+    mask = data_root / "DUTS-TR" / "DUTS-TR-Mask" / "n01532829_13482.png"
+    write_image(mask, mode="L", size=(16, 20))
+    with pytest.raises(ValueError, match=f"dataset 'duts-train': mask {mask} is \\(16, 20\\) px "
+                                         "but its image .*n01532829_13482.jpg is \\(20, 16\\)"):
+        verify_dataset("duts-train", data_root)
+
+
+def test_image_below_the_grid_is_named(data_root):
+    tiny = data_root / "PASCAL-S" / "Imgs" / "2.jpg"
+    write_image(tiny, size=(1, 1))
+    write_image(data_root / "PASCAL-S" / "Masks" / "2.png", mode="L", size=(1, 1))
+    with pytest.raises(ValueError, match=f"dataset 'pascal-s': image file {tiny} is 1 x 1 px; the "
+                                         "book needs at least 8 px on each side$"):
+        verify_dataset("pascal-s", data_root)
+    with pytest.raises(ValueError, match=r"1\.jpg is 20 x 16 px; the book needs at least 17 px on "
+                                         "each side here: this run reads maps on a grid of 17"):
+        verify_dataset("pascal-s", data_root, min_side=17)
+
+
+def test_voc_truncated_image_and_mask_of_another_size_are_named(data_root):
+    voc = data_root / "VOCdevkit" / "VOC2012"
+    truncate(voc / "JPEGImages" / "2007_000039.jpg")
+    verify_dataset("voc2012", data_root, "train")  # 2007_000039 is in val
+    with pytest.raises(ValueError, match=r"dataset 'voc2012': malformed image file .*2007_000039\.jpg"):
+        verify_dataset("voc2012", data_root, "val")
+    mask = voc / "SegmentationClass" / "2007_000032.png"
+    Image.open(mask).resize((10, 8)).save(mask)
+    with pytest.raises(ValueError, match=r"mask .*2007_000032\.png is \(10, 8\) px but its image"):
+        verify_dataset("voc2012", data_root, "train")
+    with pytest.raises(ValueError, match=r"2007_000032\.jpg is 20 x 16 px; the book needs at least 32"):
+        verify_dataset("voc2012", data_root, "train", min_side=32)
+
+
+def test_cityscapes_truncated_image_and_label_map_of_another_size_are_named(data_root):
+    city = data_root / "cityscapes"
+    labels = city / "gtFine" / "train" / "aachen" / "aachen_000001_000019_gtFine_labelIds.png"
+    Image.open(labels).resize((16, 8)).save(labels)
+    with pytest.raises(ValueError, match=r"dataset 'cityscapes': mask .*000001_000019_gtFine_label"
+                                         r"Ids\.png is \(16, 8\) px but its image"):
+        verify_dataset("cityscapes", data_root, "train")
+    assert verify_dataset("cityscapes", data_root, "train", limit=1) == [(32, 16)]
+    image = city / "leftImg8bit" / "train" / "aachen" / "aachen_000000_000019_leftImg8bit.png"
+    truncate(image)
+    with pytest.raises(ValueError, match=f"malformed image file {image}"):
+        verify_dataset("cityscapes", data_root, "train")
+
+
+def test_stray_image_of_another_format_in_a_dataset_is_named(data_root):
+    (data_root / "ECSSD").mkdir()
+    shutil.copytree(data_root / "PASCAL-S" / "Imgs", data_root / "ECSSD" / "images")
+    shutil.copytree(data_root / "PASCAL-S" / "Masks", data_root / "ECSSD" / "ground_truth_mask")
+    write_image(data_root / "ECSSD" / "images" / "0001.webp")
+    with pytest.raises(ValueError, match=r"dataset 'ecssd': .*images holds 1 image file\(s\) the "
+                                         r"book does not read: 0001\.webp"):
+        verify_dataset("ecssd", data_root)

@@ -19,7 +19,7 @@ def config(tmp_path, **knobs):
 def test_paper_profile_reads_duts_and_pascal_s_from_data_root(tmp_path):
     fixtures = Path(__file__).resolve().parents[2] / "data" / "fixtures"
     cfg = config(tmp_path, profile="paper", data_root=str(fixtures), image_size=32, n_synthetic=2,
-                 weights="random")
+                 weights="random", feature_size=8)  # the fixtures are 20 x 16 px
     probing.check_inputs_exist(cfg)
     data = probing.load_data(cfg, progress=False)
     assert data.train.shape == (3, 3, 32, 32) and data.tests["natural"].shape == (3, 3, 32, 32)
@@ -64,7 +64,8 @@ def test_own_images_in_the_paper_profile_need_no_pascal_s(tmp_path):
     (tmp_path / "photos").mkdir()
     Image.new("RGB", (40, 30), (9, 9, 9)).save(tmp_path / "photos" / "a.png")
     cfg = config(tmp_path, profile="paper", data_root=str(tmp_path / "root"), image_size=32,
-                 n_synthetic=2, weights="random", test_images=str(tmp_path / "photos"))
+                 n_synthetic=2, weights="random", test_images=str(tmp_path / "photos"),
+                 feature_size=8)  # the fixtures are 20 x 16 px
     probing.check_inputs_exist(cfg)
     data = probing.load_data(cfg, progress=False)
     assert data.tests["natural"].shape == (1, 3, 32, 32) and data.train.shape[0] == 3
@@ -104,3 +105,63 @@ def test_constant_maps_counts_every_input():
     assert list(counts.columns) == ["natural", "black", "noise"]
     assert counts.loc[("posenet", "sgd"), "black"] == "8 of 20"
     assert counts.loc[("vgg16_bn", "sgd"), "noise"] == "0 of 20"
+
+
+FIXTURES = Path(__file__).resolve().parents[2] / "data" / "fixtures"
+
+
+def test_paper_profile_decodes_its_files_before_any_work(tmp_path):
+    import shutil
+    root = tmp_path / "root"
+    for name in ("DUTS-TR", "PASCAL-S"):
+        shutil.copytree(FIXTURES / name, root / name)
+    cfg = config(tmp_path, profile="paper", data_root=str(root), image_size=32, weights="random",
+                 feature_size=8)
+    probing.check_inputs_exist(cfg)
+    bad = root / "DUTS-TR" / "DUTS-TR-Image" / "n01532829_13482.jpg"
+    bad.write_bytes(bad.read_bytes()[:200])  # a truncated JPEG
+    with pytest.raises(ValueError, match=f"dataset 'duts-train': malformed image file {bad}"):
+        probing.check_inputs_exist(cfg)
+    probing.check_inputs_exist(config(tmp_path, profile="paper", data_root=str(root), image_size=32,
+                                      weights="random", feature_size=8, n_train=2))  # not read
+    mask = root / "PASCAL-S" / "Masks" / "10.png"
+    mask.write_bytes((root / "DUTS-TR" / "DUTS-TR-Mask" / "n01532829_13482.png").read_bytes()[:80])
+    with pytest.raises(ValueError, match=r"dataset 'pascal-s': malformed image file .*10\.png"):
+        probing.check_inputs_exist(config(tmp_path, profile="paper", data_root=str(root),
+                                          image_size=32, weights="random", feature_size=8, n_train=2))
+
+
+def test_paper_profile_refuses_images_below_its_feature_grid(tmp_path):
+    cfg = config(tmp_path, profile="paper", data_root=str(FIXTURES), image_size=32, weights="random")
+    assert cfg.feature_size == 28  # the paper's grid; the fixtures are 20 x 16 px
+    with pytest.raises(ValueError, match=r"dataset 'duts-train': image file .*\.jpg is 20 x 16 px; "
+                                         "the book needs at least 28 px on each side here"):
+        probing.check_inputs_exist(cfg)
+    with pytest.raises(ValueError, match="at least 20 px"):
+        probing.check_inputs_exist(cfg, grid=20)  # a chapter with a finer grid elsewhere asks more
+    probing.check_inputs_exist(cfg, grid=16)
+
+
+def test_own_images_errors_name_the_knob_and_the_file(tmp_path):
+    from PIL import Image
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.new("RGB", (40, 30)).save(folder / "a.jpg")
+    with pytest.raises(ValueError, match=f"^test_images must be a folder of images; "
+                                         f"{folder / 'a.jpg'} is a file$"):
+        probing.check_inputs_exist(config(tmp_path, test_images=str(folder / "a.jpg")))
+    with pytest.raises(FileNotFoundError, match=f"^test_images: the folder does not exist: "
+                                                f"{tmp_path / 'none'}$"):
+        probing.check_inputs_exist(config(tmp_path, test_images=str(tmp_path / "none")))
+    (folder / "b.HEIC").write_bytes(b"a phone's photo")
+    with pytest.raises(ValueError, match=r"^test_images: .*photos holds 1 image file\(s\) the book "
+                                         r"does not read: b\.HEIC\. It reads \.jpg, \.jpeg, \.png, "
+                                         r"\.bmp files only"):
+        probing.check_inputs_exist(config(tmp_path, test_images=str(folder)))
+    (folder / "b.HEIC").unlink()
+    Image.new("RGB", (40, 6)).save(folder / "c.png")  # 6 px high: below the smoke grid of 8
+    with pytest.raises(ValueError, match=r"^test_images: image file .*c\.png is 40 x 6 px; the book "
+                                         "needs at least 8 px"):
+        probing.check_inputs_exist(config(tmp_path, test_images=str(folder)))
+    with pytest.raises(ValueError, match=r"c\.png is 40 x 6 px"):
+        probing.load_data(config(tmp_path, test_images=str(folder)), progress=False)

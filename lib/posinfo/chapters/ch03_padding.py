@@ -78,7 +78,7 @@ def validate(cfg: Config) -> None:
     if cfg.nopad_image_size < MIN_NOPAD_SIZE:
         raise ValueError(f"VGG16 without padding needs images of at least {MIN_NOPAD_SIZE} px; "
                          f"nopad_image_size={cfg.nopad_image_size}")
-    check_inputs_exist(cfg)
+    check_inputs_exist(cfg, grid=max(cfg.feature_size, cfg.nopad_feature_size))  # both grids
 
 
 def _rows(experiment: str, setting: str, pattern: str, scores) -> list[dict]:

@@ -44,7 +44,8 @@ from posinfo.book.results import Claim, decimal, holds_by_id, read_back, tested
 from posinfo.book.verdicts import Rule, per_replicate, substitute
 from posinfo.cache import cache_root
 from posinfo.data import targets
-from posinfo.data.datasets import dataset_root, saliency_tensors, voc_tensors
+from posinfo.data.datasets import (dataset_root, grid_min_side, saliency_tensors, verify_dataset,
+                                   voc_tensors)
 from posinfo.data.position_tasks import THIRDS, twin_targets
 from posinfo.data.scenes import CLASS_NAMES, SyntheticScenes
 from posinfo.data.targets import distance_to_border
@@ -145,7 +146,9 @@ SPEC = ChapterSpec(
 
 
 def validate(cfg: Config) -> None:
-    """Fail before any work on a run that cannot complete or whose findings cannot be tested."""
+    """Fail before any work on a run that cannot complete or whose findings cannot be tested;
+    the paper profile's files (:func:`dataset_reads`) are decoded, each image needing at least
+    ``feature_size`` px on its shorter side (:func:`~posinfo.data.datasets.grid_min_side`)."""
     if cfg.image_size < MIN_NOPAD_SIZE:
         raise ValueError(f"VGG16 without padding needs images of at least {MIN_NOPAD_SIZE} px; "
                          f"image_size={cfg.image_size}")
@@ -168,6 +171,24 @@ def validate(cfg: Config) -> None:
             dataset_root(name, cfg.data_root)
     if cfg.classification == "imagenet":
         require_imagenet_weights(cfg.arch, cfg.vgg_width)
+    if cfg.dataset != "scenes":  # last: decoding every file takes longest
+        for name, split, limit in dataset_reads(cfg):
+            verify_dataset(name, cfg.data_root, split, limit, grid_min_side(cfg.feature_size))
+
+
+def _larger(a: int | None, b: int | None) -> int | None:
+    """The larger of two limits, ``None`` (no limit) winning."""
+    return None if a is None or b is None else max(a, b)
+
+
+def dataset_reads(cfg: Config) -> list[tuple[str, str | None, int | None]]:
+    """What the paper profile reads, as ``(dataset, split, limit)``: the tasks' training and test
+    sets (:func:`task_data`) and the probe's DUT-S and PASCAL-S (:func:`probe_config`)."""
+    tests = [(name, None, cfg.n_test) for name in SALIENCY_TESTS if name != "pascal-s"]
+    return [("msra-b", None, cfg.n_train), *tests,
+            ("pascal-s", None, _larger(cfg.n_test, cfg.probe_test)),
+            ("voc2012", "train", cfg.n_train), ("voc2012", "val", cfg.n_test),
+            ("duts-train", None, cfg.probe_train)]
 
 
 # --- data -----------------------------------------------------------------------------------------

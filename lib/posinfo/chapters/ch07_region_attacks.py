@@ -20,6 +20,7 @@ whose pedestrians all lie in one half.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,11 +40,13 @@ from posinfo.book.params import (PATH, ChapterSpec, Config, choice, integer, pat
 from posinfo.book.results import Claim, decimal, holds_by_id, read_back, tested
 from posinfo.book.verdicts import Rule, per_replicate, substitute
 from posinfo.cache import cache_root, cached, fingerprint
-from posinfo.data.datasets import CITYSCAPES_CLASSES, cityscapes_tensors, dataset_root
+from posinfo.data.datasets import (CITYSCAPES_CLASSES, cityscapes_tensors, dataset_root,
+                                   grid_min_side, verify_dataset)
 from posinfo.data.streets import STREET_CLASSES, STREETS_VERSION, street_scenes
 from posinfo.metrics.dense import IGNORE, REGIONS, class_map, confusion, miou
 from posinfo.models import segmenter
 from posinfo.models.segmenter import (
+    OUTPUT_STRIDE,
     Segmenter,
     SegmenterTraining,
     cached_segmenter,
@@ -160,7 +163,9 @@ def load_segmenter(cfg: Config, data: SegData, progress: bool = True) -> tuple[S
 
 
 def validate(cfg: Config) -> None:
-    """Fail before any work: missing dataset or weights file, or knobs the claims cannot use."""
+    """Fail before any work: missing dataset or weights file, a Cityscapes image or label map
+    that does not decode, is of another size than its pair or has fewer rows than the segmenter's
+    output (``image_size / OUTPUT_STRIDE``), or knobs the claims cannot use."""
     if len(cfg.fractions) < 2 or not all(0 < f < 1 for f in cfg.fractions):
         raise ValueError(f"fractions must be at least two shares of the channels in (0, 1); "
                          f"got {cfg.fractions}")
@@ -176,6 +181,10 @@ def validate(cfg: Config) -> None:
         dataset_root("cityscapes", cfg.data_root)
         if not weights_path(cfg).is_file():
             load_weights_file(resnet50_deeplabv3(19), weights_path(cfg))  # the explanatory error
+        # last, as it takes longest: every image and label map of the split, decoded; the
+        # segmenter reads maps on a grid of image_size / OUTPUT_STRIDE rows
+        verify_dataset("cityscapes", cfg.data_root, cfg.cityscapes_split,
+                       min_side=grid_min_side(math.ceil(cfg.image_size / OUTPUT_STRIDE)))
 
 
 def weights_path(cfg: Config) -> Path:

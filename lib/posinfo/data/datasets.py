@@ -14,10 +14,18 @@ the exact path looked in, where to get it and the layout expected (see also ``da
 - :func:`saliency_tensors`, :func:`voc_tensors`, :func:`cifar_tensors` and
   :func:`cityscapes_tensors` stack a dataset's
   images and targets at the size a chapter works at.
+- :func:`verify_dataset` decodes every image and mask (target) of a saliency dataset, VOC 2012 or
+  Cityscapes that a run reads, in a chapter's ``validate``, before any work.
+
+Image files are read if their extension is one of ``IMAGE_EXTENSIONS`` (JPEG, PNG, BMP); other
+image files in a folder (HEIC, WebP, TIFF, GIF, ...: by extension) are an error naming them, and
+files that are not images (text, ``Thumbs.db``, ...) or hidden are skipped. 16-bit grey PNGs are
+scaled to 8 bits (value / 257), not clipped.
 """
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +44,14 @@ from tqdm.auto import tqdm
 from posinfo.metrics.dense import IGNORE
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
+# Image formats the book does not read, recognised by extension to name them in an error (beside
+# every extension whose MIME type the standard library's ``mimetypes`` says is ``image/...``).
+OTHER_IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".heic", ".heif", ".avif", ".webp", ".tif", ".tiff", ".gif", ".jfif", ".jxl", ".jp2", ".dng",
+    ".raw", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".psd", ".svg", ".ico")
 MIN_SIDE = 8  # px: a smaller image (a 1 x 1 placeholder, say) carries no map to read
+# PIL modes of 16-bit grey pixels (PNG bit depth 16; "I" is how older PIL versions open them).
+SIXTEEN_BIT_MODES: tuple[str, ...] = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 CITYSCAPES_CLASSES: tuple[str, ...] = (
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
     "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle",
@@ -247,38 +262,115 @@ def dataset_root(name: str, data_root: str | Path) -> Path:
 # --- saliency datasets: a folder of images and a folder of masks --------------------------------
 
 
+def grid_min_side(grid: int) -> int:
+    """The shortest side, in pixels, of an image (and mask) a run reads maps from on a grid of
+    ``grid`` cells along the shorter side (a probe's ``feature_size``, a segmenter's output rows).
+
+    The rule: at least one pixel of the file per cell of the grid, and never below ``MIN_SIDE``.
+    A shorter side of fewer pixels than the grid has cells cannot carry a map at that grid: every
+    image is resized to the run's size, and some cells would then hold nothing of their own, only
+    what the resize interpolates between neighbouring pixels.
+    """
+    return max(MIN_SIDE, grid)
+
+
+def _is_image_name(path: Path) -> bool:
+    """Whether ``path``'s extension names an image format (read by the book or not)."""
+    suffix = path.suffix.lower()
+    kind = mimetypes.guess_type(path.name)[0] or ""
+    return suffix in IMAGE_EXTENSIONS + OTHER_IMAGE_EXTENSIONS or kind.startswith("image/")
+
+
 def _image_files(folder: Path) -> list[Path]:
-    """The image files of ``folder`` (by extension, hidden files skipped), sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
-                  and not p.name.startswith(".") and p.is_file())
+    """The image files of ``folder`` (by extension, hidden files skipped), sorted by name.
+
+    Raises:
+        ValueError: Naming them, if the folder holds image files the book does not read (HEIC,
+            WebP, TIFF, ...): they would otherwise be left out without a word.
+    """
+    files = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file())
+    unread = [p.name for p in files
+              if _is_image_name(p) and p.suffix.lower() not in IMAGE_EXTENSIONS]
+    if unread:
+        shown = ", ".join(unread[:5]) + (f" and {len(unread) - 5} more" if len(unread) > 5 else "")
+        raise ValueError(f"{folder} holds {len(unread)} image file(s) the book does not read: "
+                         f"{shown}. It reads {', '.join(IMAGE_EXTENSIONS)} files only: convert "
+                         "them (to PNG or JPEG) or move them out of the folder")
+    return [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
+
+
+def _depth_problem(img: Image.Image) -> str:
+    """What keeps the decoded ``img``'s pixel values from being read as 8 or 16 bits ("" if
+    nothing): floating-point pixels, or integer grey values beyond 16 bits."""
+    if img.mode == "F":
+        return ("has floating-point pixels (PIL mode 'F') of no fixed range; save it as an 8- or "
+                "16-bit image")
+    if img.mode == "I":
+        low, high = img.getextrema()
+        if low < 0 or high > 65535:
+            return (f"has grey values in [{low}, {high}], beyond 16 bits; save it as an 8- or "
+                    "16-bit image")
+    return ""
 
 
 def _verify(path: Path, upright: bool = False, min_side: int = MIN_SIDE) -> tuple[int, int]:
     """Decode ``path`` fully and return its (width, height), as shown if ``upright`` (EXIF
-    orientation applied), else as stored.
+    orientation applied), else as stored. Nothing decoded is kept.
 
     Raises:
-        ValueError: Naming ``path``, if PIL cannot decode all of it (a truncated file too) or its
-            shorter side is below ``min_side`` pixels.
+        ValueError: Naming ``path``, if PIL cannot decode all of it (a truncated file too), its
+            pixels are floating-point or beyond 16 bits, or its shorter side is below ``min_side``
+            pixels.
     """
     try:
         with Image.open(path) as img:
             img.load()  # decodes every pixel: a truncated file fails here, not in verify()
             size = ImageOps.exif_transpose(img).size if upright else img.size
+            problem = _depth_problem(img)
     except Exception as err:  # PIL raises many types (OSError, SyntaxError, struct.error, ...)
         raise ValueError(f"malformed image file {path}: {type(err).__name__}: {err}") from err
+    if problem:
+        raise ValueError(f"image file {path} {problem}")
     if min(size) < min_side:
+        why = "" if min_side <= MIN_SIDE else (
+            f" here: this run reads maps on a grid of {min_side} cells along the shorter side, "
+            "and fewer pixels than cells cannot carry a map at that grid")
         raise ValueError(f"image file {path} is {size[0]} x {size[1]} px; the book needs at "
-                         f"least {min_side} px on each side")
+                         f"least {min_side} px on each side{why}")
     return size
+
+
+def _verify_pair(image: Path, mask: Path, min_side: int = MIN_SIDE) -> tuple[int, int]:
+    """Decode ``image`` and its ``mask`` fully (:func:`_verify`) and return the image's
+    (width, height).
+
+    Raises:
+        ValueError: Naming the file, if one is malformed or too small, or the mask is of another
+            size than its image.
+    """
+    size = _verify(image, min_side=min_side)
+    if (mask_size := _verify(mask)) != size:
+        raise ValueError(f"mask {mask} is {mask_size} px but its image {image} is {size} px "
+                         "(width, height)")
+    return size
+
+
+def _eight_bit(img: Image.Image) -> Image.Image:
+    """``img`` with 16-bit grey pixels (``SIXTEEN_BIT_MODES``) scaled to 8 bits, value / 257
+    rounded (65535 -> 255; PIL's own ``convert`` clips them: a 0.61 grey would become white);
+    any other image as it is."""
+    if img.mode not in SIXTEEN_BIT_MODES:
+        return img
+    values = np.asarray(img).astype(np.float64)
+    return Image.fromarray(np.round(values / 257).clip(0, 255).astype(np.uint8), "L")
 
 
 def _open(path: Path, mode: str, size: int, upright: bool = False) -> Image.Image:
     """``path`` (turned upright by its EXIF orientation if ``upright``) converted to PIL ``mode``
-    and bilinearly resized to ``size x size``."""
+    (16-bit grey scaled to 8 bits first) and bilinearly resized to ``size x size``."""
     try:
         with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img) if upright else img
+            img = _eight_bit(ImageOps.exif_transpose(img) if upright else img)
             return img.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
     except Exception as err:
         raise ValueError(f"cannot read image file {path}: {type(err).__name__}: {err}") from err
@@ -293,11 +385,13 @@ class ImageFolderDataset(torch.utils.data.Dataset):
     """A flat folder of images (jpg/jpeg/png/bmp), optionally with a parallel folder of masks
     matched by file stem.
 
-    Files are taken in name order (hidden files skipped); every kept image and mask is decoded in
-    full when the dataset is built, so a malformed or truncated file, an image smaller than
-    ``MIN_SIDE`` px, or a mask of another size than its image fails before any work. With
-    ``upright`` (a folder of photographs, no masks), images are turned upright by their EXIF
-    orientation; dataset images are taken as stored, like their masks.
+    Files are taken in name order (hidden files and files that are not images skipped); image
+    files of another format (HEIC, WebP, TIFF, GIF, ...) are an error naming them. Every kept
+    image and mask is decoded in full when the dataset is built, so a malformed or truncated
+    file, an image smaller than ``min_side`` px, or a mask of another size than its image fails
+    before any work; nothing decoded is kept. 16-bit grey files are scaled to 8 bits, not
+    clipped. With ``upright`` (a folder of photographs, no masks), images are turned upright by
+    their EXIF orientation; dataset images are taken as stored, like their masks.
 
     Args:
         image_dir: The folder of images.
@@ -306,15 +400,19 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         limit: Keep only the first ``limit`` images (in name order); ``None`` keeps all.
         upright: Turn images upright by their EXIF orientation (only without masks, which carry
             no orientation of their own).
+        min_side: The shortest side an image may have, in pixels (see :func:`grid_min_side`).
 
     Raises:
         DatasetNotFoundError: If a folder is missing, holds no image, or an image has no mask.
         ValueError: Naming the file, if a file is not a readable image, is too small, or is a
-            mask of another size than its image; or if ``size``/``limit`` is not positive.
+            mask of another size than its image; naming them, if the folder holds image files of
+            a format the book does not read; if a folder is a file; or if ``size``/``limit`` is
+            not positive.
     """
 
     def __init__(self, image_dir: str | Path, size: int, mask_dir: str | Path | None = None,
-                 limit: int | None = None, upright: bool = False) -> None:
+                 limit: int | None = None, upright: bool = False,
+                 min_side: int = MIN_SIDE) -> None:
         if size < 1 or (limit is not None and limit < 1):
             raise ValueError(f"size and limit must be positive, got size={size}, limit={limit}")
         if upright and mask_dir is not None:
@@ -326,14 +424,16 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         self.masks: list[Path] | None = None
         if self.mask_dir is not None:
             self.masks = self._match_masks(self.mask_dir)
-        self.sizes = [_verify(path, upright) for path in self.images]  # (width, height) of each
-        for image, mask, size in zip(self.images, self.masks or [], self.sizes):
-            if (mask_size := _verify(mask)) != size:
-                raise ValueError(f"mask {mask} is {mask_size} px but its image {image} is {size} px "
-                                 "(width, height)")
+            self.sizes = [_verify_pair(image, mask, min_side)
+                          for image, mask in zip(self.images, self.masks)]
+        else:  # (width, height) of each image
+            self.sizes = [_verify(path, upright, min_side) for path in self.images]
 
     def _list(self, folder: Path) -> list[Path]:
-        """The sorted image files of ``folder``; raises if it is missing or holds none."""
+        """The sorted image files of ``folder``; raises if it is missing, a file, holds none, or
+        holds image files the book does not read."""
+        if folder.is_file():
+            raise ValueError(f"{folder} is a file; a folder of images is needed")
         if not folder.is_dir():
             raise _folder_error(folder, "the folder does not exist")
         files = _image_files(folder)
@@ -365,7 +465,8 @@ class ImageFolderDataset(torch.utils.data.Dataset):
 
         Returns:
             ``(image, mask)``: ``image`` is ``float32 [3, size, size]`` in ``[0, 1]``, RGB (grey,
-            palette and RGBA files converted, alpha dropped), bilinearly resized, not normalised;
+            16-bit grey, palette and RGBA files converted, alpha dropped), bilinearly resized, not
+            normalised;
             ``mask`` is ``float32 [size, size]`` in ``{0, 1}`` (grey level >= 0.5 after the
             bilinear resize), or ``None`` without a mask folder.
         """
@@ -376,8 +477,8 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         return image, (grey >= 0.5).float()
 
 
-def saliency_dataset(name: str, data_root: str | Path, size: int,
-                     limit: int | None = None) -> ImageFolderDataset:
+def saliency_dataset(name: str, data_root: str | Path, size: int, limit: int | None = None,
+                     min_side: int = MIN_SIDE) -> ImageFolderDataset:
     """A saliency dataset (images and binary masks) from ``data_root``.
 
     Args:
@@ -386,13 +487,15 @@ def saliency_dataset(name: str, data_root: str | Path, size: int,
         data_root: The folder holding the datasets, laid out as ``DATASETS[name].layout``.
         size: Side of the square images and masks returned.
         limit: Keep only the first ``limit`` images in name order; ``None`` keeps all.
+        min_side: The shortest side an image may have, in pixels (see :func:`grid_min_side`).
 
     Returns:
-        An :class:`ImageFolderDataset` whose items are ``(float32 [3, size, size] in [0, 1],
-        float32 [size, size] in {0, 1})``.
+        An :class:`ImageFolderDataset` (every file decoded when it is built) whose items are
+        ``(float32 [3, size, size] in [0, 1], float32 [size, size] in {0, 1})``.
 
     Raises:
-        ValueError: If ``name`` is not a saliency dataset, or a file is not a readable image.
+        ValueError: If ``name`` is not a saliency dataset, or (naming it) a file is not a readable
+            image, is too small or is a mask of another size than its image.
         DatasetNotFoundError: If the dataset is missing or incomplete.
     """
     info = dataset_info(name)
@@ -401,7 +504,8 @@ def saliency_dataset(name: str, data_root: str | Path, size: int,
                          "use torchvision_dataset")
     root = dataset_root(name, data_root)
     try:
-        return ImageFolderDataset(root / info.images, size, root / info.masks, limit)
+        return ImageFolderDataset(root / info.images, size, root / info.masks, limit,
+                                  min_side=min_side)
     except DatasetNotFoundError as err:  # e.g. a missing mask: add where to get the dataset
         raise _not_found(info, err.path, err.problem, _absolute(data_root)) from err
 
@@ -492,30 +596,105 @@ def torchvision_dataset(name: str, data_root: str | Path, split: str,
                         "their md5 sums)", data_root) from err
 
 
+# --- every file a run reads, decoded before any work ---------------------------------------------
+
+
+def _voc_files(data_root: Path, split: str) -> list[tuple[Path, Path]]:
+    """(image, mask) of every VOC 2012 ``split`` item, in the order :func:`voc_tensors` reads
+    them (torchvision's: the split file's)."""
+    dataset = torchvision_dataset("voc2012", data_root, split)
+    return [(Path(image), Path(mask)) for image, mask in zip(dataset.images, dataset.masks)]
+
+
+def _cityscapes_files(data_root: Path, split: str) -> list[tuple[Path, Path]]:
+    """(image, label-id map) of every Cityscapes ``split`` item, in the order
+    :func:`cityscapes_tensors` reads them (by name)."""
+    dataset = torchvision_dataset("cityscapes", data_root, split, target_type="semantic")
+    return [(Path(image), Path(target[0]))
+            for image, target in zip(dataset.images, dataset.targets)]
+
+
+_PAIRED: dict[str, Callable[[Path, str], list[tuple[Path, Path]]]] = {
+    "voc2012": _voc_files, "cityscapes": _cityscapes_files}
+
+
+def _check_verify_request(name: str, split: str | None, limit: int | None) -> None:
+    """Raise a ``ValueError`` if :func:`verify_dataset` cannot verify ``name`` with these
+    arguments."""
+    dataset_info(name)
+    if name not in SALIENCY and name not in _PAIRED:
+        raise ValueError(f"{name!r} has no image files to verify (CIFAR's binary files are checked "
+                         f"by torchvision's md5 sums); verify_dataset takes "
+                         f"{list(SALIENCY) + list(_PAIRED)}")
+    if (split is None) != (name in SALIENCY):
+        raise ValueError(f"{name!r}: split={split!r}; a saliency dataset takes no split, VOC 2012 "
+                         "and Cityscapes need one")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be positive or None, got {limit}")
+
+
+def verify_dataset(name: str, data_root: str | Path, split: str | None = None,
+                   limit: int | None = None, min_side: int = MIN_SIDE) -> list[tuple[int, int]]:
+    """Decode every image and mask of dataset ``name`` that a run reads, and return the images'
+    (width, height): what a chapter's ``validate`` calls, so that a bad file fails before any work.
+
+    Each file is decoded in full (:func:`_verify`: a truncated file fails too), one at a time, and
+    nothing decoded is kept. A run therefore decodes its files twice, here and when it loads
+    them: at the paper's scale (DUT-S: 10,553 images and as many masks; Cityscapes val: 500
+    images of 2048 x 1024 px) this check takes a minute or two.
+
+    Args:
+        name: A saliency dataset (``SALIENCY``), ``"voc2012"`` or ``"cityscapes"`` (its images and
+            ``labelIds`` maps). CIFAR's binary files are checked by torchvision when loaded.
+        data_root: The folder holding the datasets, laid out as ``DATASETS[name].layout``.
+        split: VOC 2012's or Cityscapes' split; ``None`` for a saliency dataset.
+        limit: Only the first ``limit`` items, in the order the loaders read them; ``None``: all.
+        min_side: The shortest side an image may have, in pixels (see :func:`grid_min_side`).
+
+    Raises:
+        ValueError: If ``name``, ``split`` or ``limit`` does not fit; naming the dataset and the
+            file, if a file is malformed, truncated, too small, or a mask of another size than its
+            image.
+        DatasetNotFoundError: If the dataset is missing or incomplete.
+    """
+    _check_verify_request(name, split, limit)
+    try:
+        if split is None:
+            # built, it has decoded every file; its image size is unused (nothing is resized)
+            return saliency_dataset(name, data_root, min_side, limit, min_side).sizes
+        pairs = _PAIRED[name](_absolute(data_root), split)[:limit]
+        return [_verify_pair(image, mask, min_side) for image, mask in pairs]
+    except ValueError as err:  # a DatasetNotFoundError is no ValueError: it passes as it is
+        raise ValueError(f"dataset {name!r}: {err}") from err
+
+
 # --- datasets as tensors at a chapter's size ---------------------------------------------------
 
 
-def saliency_tensors(name: str, data_root: str | Path, size: int,
-                     limit: int | None = None) -> tuple[Tensor, Tensor]:
+def saliency_tensors(name: str, data_root: str | Path, size: int, limit: int | None = None,
+                     min_side: int = MIN_SIDE) -> tuple[Tensor, Tensor]:
     """Images ``float32 [N, 3, S, S]`` and masks ``float32 [N, S, S]`` of a saliency dataset
     under ``data_root`` (see :func:`saliency_dataset`)."""
-    dataset = saliency_dataset(name, data_root, size, limit=limit)
+    dataset = saliency_dataset(name, data_root, size, limit=limit, min_side=min_side)
     items = [dataset[i] for i in tqdm(range(len(dataset)), desc=name, leave=False)]
     return torch.stack([x for x, _ in items]), torch.stack([m for _, m in items])
 
 
-def image_folder_tensors(folder: str | Path, size: int) -> tuple[Tensor, list[tuple[int, int]]]:
-    """Every image of a folder (JPEG, PNG or BMP, any size, grey or colour), upright by its EXIF
-    orientation, as RGB resized to ``size x size``.
+def image_folder_tensors(folder: str | Path, size: int,
+                         min_side: int = MIN_SIDE) -> tuple[Tensor, list[tuple[int, int]]]:
+    """Every image of a folder (JPEG, PNG or BMP, any size of at least ``min_side`` px, grey
+    (8 or 16 bits) or colour), upright by its EXIF orientation, as RGB resized to ``size x size``.
 
     Returns:
         Images ``float32 [N, 3, S, S]`` in [0, 1], and each file's (width, height).
 
     Raises:
         DatasetNotFoundError: If the folder is missing or holds no image.
-        ValueError: Naming the file, if one is unreadable, truncated or too small.
+        ValueError: Naming the file, if one is unreadable, truncated or too small; naming them, if
+            the folder holds image files of another format (HEIC, WebP, TIFF, ...); if
+            ``folder`` is a file.
     """
-    dataset = ImageFolderDataset(folder, size, upright=True)
+    dataset = ImageFolderDataset(folder, size, upright=True, min_side=min_side)
     items = [dataset[i][0] for i in tqdm(range(len(dataset)), desc="images", leave=False)]
     return torch.stack(items), dataset.sizes
 

@@ -35,6 +35,7 @@ from posinfo.models.encoders import IMAGENET_MEAN, IMAGENET_STD
 
 ARCHS: tuple[str, ...] = ("narrow", "resnet50")
 CACHE_VERSION = 1
+OUTPUT_STRIDE = 8  # both sizes: layer3 and layer4 are dilated, so features are 1/8 of the input
 
 
 class Segmenter(nn.Module):

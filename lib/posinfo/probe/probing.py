@@ -6,8 +6,8 @@ ImageNet or random weights. Features of a source are computed once per run and c
 (:class:`posinfo.probe.features.FeatureCache`), then shared by every readout that reads them.
 
 - :func:`load_data`: training images, natural test images and the synthetic inputs.
-- :func:`check_inputs_exist`: the datasets, pre-training sizes and weight files a run needs,
-  checked before any work.
+- :func:`check_inputs_exist`: the datasets (every file decoded), pre-training sizes and weight
+  files a run needs, checked before any work.
 - :func:`load_sources`: the raw image and every encoder of the run.
 - :func:`run_readouts`: one SGD (and least-squares) readout per source and pattern, scored on
   every test set.
@@ -26,8 +26,9 @@ from tqdm.auto import tqdm
 from posinfo.book.params import FLAG, PATH, Config, Knob, choice, integer, real, under_root
 from posinfo.cache import cache_root
 from posinfo.data import targets
-from posinfo.data.datasets import (ImageFolderDataset, dataset_root, image_folder_tensors,
-                                   saliency_tensors)
+from posinfo.data.datasets import (DatasetNotFoundError, ImageFolderDataset, dataset_root,
+                                   grid_min_side, image_folder_tensors, saliency_tensors,
+                                   verify_dataset)
 from posinfo.data.scenes import SyntheticScenes
 from posinfo.metrics.position import score
 from posinfo.models.encoders import (ARCHITECTURES, INPUT_NORMS, build_encoder,
@@ -76,22 +77,24 @@ def load_data(cfg: Config, progress: bool = True) -> ProbeData:
     The default profile draws both sets from the generated scenes (different seeds); the paper
     profile trains on DUT-S and tests on PASCAL-S, read from ``cfg.data_root``. A run whose
     chapter takes the knob ``test_images`` and sets it tests on every image of that folder
-    instead (the readouts are trained as the profile trains them).
+    instead (the readouts are trained as the profile trains them). Images smaller than the feature
+    grid are refused (:func:`~posinfo.data.datasets.grid_min_side`), as in
+    :func:`check_inputs_exist`.
     """
-    size = cfg.image_size
+    size, min_side = cfg.image_size, grid_min_side(cfg.feature_size)
     sizes: list[tuple[int, int]] = []
     if cfg.dataset == "scenes":
         train = SyntheticScenes(cfg.n_train, size, seed=20_000 + cfg.seed).tensors(progress)[0]
         natural, _, _, masks = SyntheticScenes(cfg.n_test, size, seed=30_000 + cfg.seed).tensors(progress)
         source = "generated scenes"
     else:
-        train = saliency_tensors("duts-train", cfg.data_root, size, limit=cfg.n_train)[0]
+        train = saliency_tensors("duts-train", cfg.data_root, size, cfg.n_train, min_side)[0]
         natural, masks, source = None, None, "PASCAL-S"
     if (folder := own_test_images(cfg)) is not None:
-        natural, sizes = image_folder_tensors(folder, size)
+        natural, sizes = image_folder_tensors(folder, size, min_side)
         masks, source = torch.zeros(0, size, size), str(folder)
     elif natural is None:
-        natural, masks = saliency_tensors("pascal-s", cfg.data_root, size, limit=cfg.n_test)
+        natural, masks = saliency_tensors("pascal-s", cfg.data_root, size, cfg.n_test, min_side)
     tests = {"natural": natural} | {
         kind: targets.synthetic_inputs(kind, cfg.n_synthetic, size, seed=cfg.seed)
         for kind in targets.SYNTHETIC_INPUTS}
@@ -105,21 +108,55 @@ def own_test_images(cfg: Config) -> Path | None:
     return None if folder is None else under_root(folder)
 
 
-def check_inputs_exist(cfg: Config) -> None:
+def check_inputs_exist(cfg: Config, grid: int | None = None) -> None:
     """What every chapter built on these data and encoders checks first: the paper profile's
-    datasets under ``data_root``, the reader's own test images (every file decoded), a
-    ``pretrain_size`` for every synthetic encoder, and the ImageNet weight files (at width 1.0)."""
-    if cfg.dataset != "scenes":
-        for name in ("duts-train",) + (("pascal-s",) if own_test_images(cfg) is None else ()):
-            dataset_root(name, cfg.data_root)
-    if (folder := own_test_images(cfg)) is not None:
-        ImageFolderDataset(folder, cfg.image_size, upright=True)  # every file decoded: a bad one is named
+    datasets under ``data_root``, a ``pretrain_size`` for every synthetic encoder, the ImageNet
+    weight files (at width 1.0), then, last as it takes longest, every image and mask the run
+    reads, decoded (the reader's own test images, or DUT-S and PASCAL-S: see
+    :func:`~posinfo.data.datasets.verify_dataset`).
+
+    Args:
+        cfg: The run's configuration.
+        grid: The finest feature grid the run reads maps on (``cfg.feature_size`` if ``None``):
+            every image needs at least that many pixels on its shorter side
+            (:func:`~posinfo.data.datasets.grid_min_side`).
+    """
+    own = own_test_images(cfg)
+    datasets = [] if cfg.dataset == "scenes" else [("duts-train", cfg.n_train)]
+    if datasets and own is None:
+        datasets.append(("pascal-s", cfg.n_test))  # the profile's natural test images
+    for name, _ in datasets:
+        dataset_root(name, cfg.data_root)
     if cfg.weights == "synthetic":
         for arch in cfg.encoders:
             pretrain_config(cfg, arch)
     if cfg.weights == "imagenet":
         for arch in cfg.encoders:
             require_imagenet_weights(arch, cfg.vgg_width)
+    min_side = grid_min_side(cfg.feature_size if grid is None else grid)
+    for name, limit in datasets:
+        verify_dataset(name, cfg.data_root, limit=limit, min_side=min_side)
+    if own is not None:
+        check_own_images(own, cfg.image_size, min_side)
+
+
+def check_own_images(folder: Path, size: int, min_side: int) -> None:
+    """Decode every image of the reader's folder (knob ``test_images``); every error names the
+    knob, and the file where one is at fault.
+
+    Raises:
+        ValueError: If ``folder`` is a file; if a file is unreadable, truncated or smaller than
+            ``min_side`` px; if the folder holds image files of a format the book does not read.
+        DatasetNotFoundError: If the folder does not exist or holds no image.
+    """
+    if folder.is_file():
+        raise ValueError(f"test_images must be a folder of images; {folder} is a file")
+    try:
+        ImageFolderDataset(folder, size, upright=True, min_side=min_side)
+    except DatasetNotFoundError as err:
+        raise DatasetNotFoundError(f"test_images: {err}", None, err.path, err.problem) from err
+    except ValueError as err:
+        raise ValueError(f"test_images: {err}") from err
 
 
 class RawImage(nn.Module):
