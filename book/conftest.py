@@ -25,10 +25,15 @@ _session: dict[str, object] = {"start": time.time(), "chapters": frozenset()}
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
-    """Run the reference check after the notebooks, whatever order the files were named in, and
-    record which chapters nbval executes in this session."""
+    """Run the reference check after the notebooks, whatever order the files were named in."""
     items.sort(key=lambda item: item.path.name == REFERENCE_CHECK)  # stable: keeps each group's order
-    _session["chapters"] = frozenset(item.path.stem for item in items if item.path.suffix == ".ipynb")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Record which chapters nbval executes in this session: the notebooks whose cells are still
+    selected once ``-k`` and ``-m`` have deselected theirs."""
+    _session["chapters"] = frozenset(item.path.stem for item in session.items
+                                     if item.path.suffix == ".ipynb")
 
 
 @pytest.fixture(scope="session")

@@ -37,13 +37,27 @@ if "google.colab" in sys.modules:
 
     # Underscored names: the chapter takes every plain variable for a parameter.
     _REPOSITORY = {repository!r}  # "owner/name" on GitHub
-    _repository = _REPOSITORY or input("This book's GitHub repository (owner/name): ").strip()
+    _repository = _REPOSITORY or input("This book's GitHub repository (owner/name): ")
+    _repository = _repository.strip().removeprefix("https://github.com/").strip("/")
     if not os.path.isdir("/content/posinfo"):
         subprocess.run(["git", "clone", "--depth", "1", "https://github.com/" + _repository,
                         "/content/posinfo"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-r",
-                    "/content/posinfo/requirements.txt", "-e", "/content/posinfo"], check=True)
-    os.chdir("/content/posinfo/book")'''
+    _log = subprocess.run([sys.executable, "-m", "pip", "install", "-r",
+                           "/content/posinfo/requirements.txt", "-e", "/content/posinfo"],
+                          check=True, capture_output=True, text=True).stdout
+    sys.path.insert(0, "/content/posinfo/lib")  # an editable install counts from the next start
+    os.chdir("/content/posinfo/book")
+    _new = {{p.rsplit("-", 1)[0].lower() for line in _log.splitlines()
+             if line.startswith("Successfully installed") for p in line.split()[2:]}}
+    # Modules a session may have loaded before this cell (module: pip package): a new version
+    # of one counts only after a restart.
+    _preloaded = {{"numpy": "numpy", "scipy": "scipy", "pandas": "pandas", "PIL": "pillow",
+                   "matplotlib": "matplotlib", "torch": "torch", "torchvision": "torchvision"}}
+    _stale = [m for m, p in _preloaded.items() if m in sys.modules and p in _new]
+    if _stale:
+        raise SystemExit("Installed new versions of " + ", ".join(_stale) + ", which this "
+                         "session had already loaded: restart the session (Runtime > Restart "
+                         "session) and run the notebook again.")'''
 
 
 def declared_repository(pyproject: Path = ROOT / "pyproject.toml") -> str | None:
@@ -89,6 +103,7 @@ def set_up(path: Path, repository: str | None) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The command line: set up the given notebooks (and name the repository, if given)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--repository", help="owner/name on GitHub; written to pyproject.toml")

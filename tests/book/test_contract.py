@@ -136,7 +136,9 @@ def test_the_bad_inputs_found_by_a_new_user_fail_before_work(stem, name, value, 
 @pytest.mark.parametrize("stem, knobs, message", [
     ("07_region_attacks", {"n_train": 0}, "need n_train >= 1"),
     ("06_augshift", {"profile": "paper", "dataset": "scenes"}, "explicit n_train and n_test"),
-    ("06_augshift", {"object_scale": [0.8, 0.5]}, "object_scale is a range")])
+    ("06_augshift", {"object_scale": [0.8, 0.5]}, "object_scale is a range"),
+    ("01_existence", {"n_train": 1}, "least_squares=True holds out training images"),
+    ("02_ablations", {"n_train": 1, "least_squares": True}, "needs n_train >= 2")])
 def test_cross_knob_checks_in_validate(stem, knobs, message, tmp_path):
     module = importlib.import_module(module_name(stem))
     cfg = resolve(module.SPEC, dict(profile="default", seed=0, device="cpu", data_root=str(tmp_path),

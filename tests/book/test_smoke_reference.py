@@ -44,6 +44,18 @@ def test_the_tolerance_is_relative_for_large_values():
     assert sr.close(0.019, 0.0) and not sr.close(0.021, 0.0)
 
 
+def test_a_least_squares_ridge_and_condition_may_move_one_step_of_their_grid():
+    def table(ridge, condition):
+        return pd.DataFrame({"metric": ["ridge", "condition", "spc"],
+                             "value": [ridge, condition, 0.5]}).astype(str)
+    ref = table(0.01, 3.2e5)
+    assert sr.compare_results(table(0.1, 3.2e4), ref) == []  # the neighbouring ridge
+    problems = sr.compare_results(table(1.0, 3.2e5), ref)  # two steps away
+    assert len(problems) == 1 and "metric=ridge" in problems[0]
+    assert sr.compare_results(table(0.01, 3.2e7), ref) != []
+    assert sr.within_decade(float("nan"), float("nan")) and not sr.within_decade(1.0, float("nan"))
+
+
 def test_a_missing_or_unexpected_row_or_column_fails():
     ref = _table([0.5, 0.0, 1.0])
     assert sr.compare_results(ref.iloc[:2], ref) == ["row (pattern=G, profile=smoke, seed=0) missing"]

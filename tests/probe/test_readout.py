@@ -109,8 +109,6 @@ def test_normal_equations_solve_centred_ridge_without_penalising_the_intercept()
     assert torch.allclose(got[-1], (y.mean(0) - x.mean(0) @ w.float()).double(), atol=1e-5)
     flat = stats.solve(1e9)  # all ridge: the prediction is the targets' mean, not zero
     assert torch.allclose(rows.double() @ flat, y.mean(0).double().expand(50, 2), atol=1e-4)
-    err = ((rows.double() @ got - y.double()) ** 2).sum(0)
-    assert torch.allclose(stats.squared_error(got), err, rtol=1e-5)  # float32 products
 
 
 def test_condition_numbers_are_those_of_the_solved_systems():
@@ -138,9 +136,36 @@ def test_ridge_is_small_for_readable_position_and_large_for_none():
     assert readable.ridge <= 1e-3
 
 
-def test_least_squares_refuses_constant_features_naming_them():
-    with pytest.raises(ValueError, match=r"least squares on flat: no ridge makes"):
-        least_squares_readout(torch.ones(6, 2, 5, 5), position_maps(["H"], 5), name="flat")
+def test_constant_features_give_the_mean_map():
+    """Features that do not vary (a dead layer) can only predict the targets' mean."""
+    gts = position_maps(["H"], 7)
+    (lin,) = least_squares_readout(torch.ones(6, 2, 7, 7), gts, kernel_size=1)
+    pred = lin(torch.ones(1, 2, 7, 7), 7)
+    assert torch.allclose(pred, gts.mean().expand(1, 7, 7), atol=1e-5) and lin.condition == 1
+
+
+def test_a_large_feature_mean_changes_nothing():
+    """The rows are offset before their float32 products: adding 20 to every feature (a mean
+    far above their spread) leaves the chosen ridges and the predictions as they were."""
+    f = planted(n=40)
+    gts = position_maps(["H", "G"], 10)
+    plain, shifted = least_squares_readout(f, gts), least_squares_readout(f + 20, gts)
+    assert [m.ridge for m in plain] == [m.ridge for m in shifted]
+    for a, b in zip(plain, shifted):
+        assert torch.allclose(predict(a, f, 10), predict(b, f + 20, 10), atol=1e-3)
+
+
+def test_held_out_errors_are_the_residuals_of_each_fit():
+    from posinfo.probe.readout import Patches, held_out_errors
+    g = torch.Generator().manual_seed(3)
+    f, y = torch.randn(6, 2, 5, 5, generator=g), torch.rand(9, 2, generator=g)  # 3x3 grid, 2 maps
+    rows = Patches.of(f, 3, 0)
+    w = torch.randn(4, 19, 2, generator=g, dtype=torch.float64)  # 4 fits, d = 2 * 9 + 1
+    select = torch.tensor([True, False, False, True, False, True])
+    errors = held_out_errors(f, y, rows, select, w, batch_size=2)
+    x = rows(f[select]).double()
+    direct = torch.stack([((x @ w[r] - y.double().repeat(3, 1)) ** 2).sum(0) for r in range(4)])
+    assert errors.shape == (4, 2) and torch.allclose(errors, direct, rtol=1e-5)
 
 
 def test_best_readout_is_chosen_by_training_loss():

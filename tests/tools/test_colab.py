@@ -29,8 +29,8 @@ def test_every_chapter_starts_with_the_current_colab_cell(path):
         f"run: .venv/bin/python tools/colab.py {path.relative_to(ROOT)}")
 
 
-def run_cell(source, monkeypatch, on_colab, answer="someone/posinfo"):
-    """Execute the cell's code and record what it would run."""
+def run_cell(source, monkeypatch, on_colab, answer="someone/posinfo", pip_says=""):
+    """Execute the cell's code and record what it would run (pip prints ``pip_says``)."""
     calls = []
     if on_colab:
         monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
@@ -38,7 +38,9 @@ def run_cell(source, monkeypatch, on_colab, answer="someone/posinfo"):
         monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     import os
     import subprocess
-    monkeypatch.setattr(subprocess, "run", lambda cmd, check: calls.append(("run", cmd)))
+    monkeypatch.setattr(subprocess, "run", lambda cmd, check, **kw: calls.append(("run", cmd))
+                        or types.SimpleNamespace(stdout=pip_says))
+    monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setattr(os, "chdir", lambda path: calls.append(("chdir", path)))
     monkeypatch.setattr(os.path, "isdir", lambda path: False)
     monkeypatch.setattr("builtins.input", lambda prompt: calls.append(("input", prompt)) or answer)
@@ -58,12 +60,27 @@ def test_on_colab_it_clones_the_named_repository_installs_and_enters_the_book(mo
                                 "/content/posinfo"])
     assert calls[1][1][-4:] == ["-r", "/content/posinfo/requirements.txt", "-e", "/content/posinfo"]
     assert calls[2] == ("chdir", "/content/posinfo/book")
+    assert sys.path[0] == "/content/posinfo/lib"  # importable now, not only after a restart
     assert parameters_in(namespace) == {}  # nothing the chapter would take for a parameter
+
+
+def test_on_colab_a_new_version_of_a_loaded_module_asks_for_a_restart(monkeypatch):
+    """pytest has loaded numpy; a cell whose pip run replaced it must stop and say so, and one
+    whose pip run left it alone must not."""
+    import numpy  # noqa: F401
+    source = colab.cell_source("owner/book")
+    with pytest.raises(SystemExit, match="numpy, which this session had already loaded: restart"):
+        run_cell(source, monkeypatch, on_colab=True,
+                 pip_says="Collecting x\nSuccessfully installed numpy-2.4.6 posinfo-0.1.0\n")
+    run_cell(source, monkeypatch, on_colab=True, pip_says="Successfully installed posinfo-0.1.0\n")
 
 
 def test_on_colab_without_a_declared_repository_it_asks(monkeypatch):
     calls, _ = run_cell(colab.cell_source(None), monkeypatch, on_colab=True)
     assert calls[0][0] == "input" and calls[1][1][4] == "https://github.com/someone/posinfo"
+    calls, _ = run_cell(colab.cell_source(None), monkeypatch, on_colab=True,
+                        answer=" https://github.com/someone/posinfo/ ")  # a pasted address
+    assert calls[1][1][4] == "https://github.com/someone/posinfo"
 
 
 def test_the_tool_inserts_once_and_names_the_repository(tmp_path):

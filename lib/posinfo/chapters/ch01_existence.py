@@ -45,8 +45,9 @@ SPEC = ChapterSpec(
                       pretrain_epochs=6, replicates=3, cache_dir=None, test_images=None),
     },
     types=PROBE_KNOBS | {"test_images": path(
-        "a folder of your own images (JPEG, PNG or BMP; grey, 16-bit grey or colour; at least feature_size px on the shorter side) to test on "
-        "in place of the profile's natural images; a relative path is taken from the book's folder")},
+        "a folder of your own images (JPEG, PNG or BMP; grey, 16-bit grey or colour; at least "
+        "feature_size px on the shorter side) to test on in place of the profile's natural "
+        "images; a relative path is taken from the book's folder")},
 )
 
 

@@ -125,7 +125,7 @@ SPEC = ChapterSpec(
            "batch_size": integer(1, 4096), "lr": real(1e-9, 10), "decoder_channels": integer(1, 4096),
            "classification": choice(("synthetic", "imagenet")),
            "classification_size": integer(16, 1024), "classification_images": integer(1),
-           "classification_epochs": integer(1, 10_000), "probe_train": integer(1),
+           "classification_epochs": integer(1, 10_000), "probe_train": integer(2),
            "probe_test": integer(1, optional=True), "n_synthetic": integer(1),
            "feature_size": integer(1, 512), "readout_epochs": integer(1, 10_000),
            "twin_train": integer(1, optional=True, help=(

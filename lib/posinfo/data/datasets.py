@@ -25,7 +25,6 @@ scaled to 8 bits (value / 257), not clipped.
 
 from __future__ import annotations
 
-import mimetypes
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +43,12 @@ from tqdm.auto import tqdm
 from posinfo.metrics.dense import IGNORE
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
-# Image formats the book does not read, recognised by extension to name them in an error (beside
-# every extension whose MIME type the standard library's ``mimetypes`` says is ``image/...``).
+# Image formats the book does not read, recognised by extension to name them in an error. A fixed
+# list, not the system's MIME table, so that a folder is accepted or refused alike on every machine.
 OTHER_IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".heic", ".heif", ".avif", ".webp", ".tif", ".tiff", ".gif", ".jfif", ".jxl", ".jp2", ".dng",
-    ".raw", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".psd", ".svg", ".ico")
+    ".raw", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".psd", ".svg", ".ico", ".pgm",
+    ".ppm", ".pbm", ".pnm", ".tga", ".exr", ".hdr", ".xcf", ".pcx", ".jpe", ".jif")
 MIN_SIDE = 8  # px: a smaller image (a 1 x 1 placeholder, say) carries no map to read
 # PIL modes of 16-bit grey pixels (PNG bit depth 16; "I" is how older PIL versions open them).
 SIXTEEN_BIT_MODES: tuple[str, ...] = ("I", "I;16", "I;16L", "I;16B", "I;16N")
@@ -276,9 +276,7 @@ def grid_min_side(grid: int) -> int:
 
 def _is_image_name(path: Path) -> bool:
     """Whether ``path``'s extension names an image format (read by the book or not)."""
-    suffix = path.suffix.lower()
-    kind = mimetypes.guess_type(path.name)[0] or ""
-    return suffix in IMAGE_EXTENSIONS + OTHER_IMAGE_EXTENSIONS or kind.startswith("image/")
+    return path.suffix.lower() in IMAGE_EXTENSIONS + OTHER_IMAGE_EXTENSIONS
 
 
 def _image_files(folder: Path) -> list[Path]:

@@ -121,6 +121,9 @@ def check_inputs_exist(cfg: Config, grid: int | None = None) -> None:
             every image needs at least that many pixels on its shorter side
             (:func:`~posinfo.data.datasets.grid_min_side`).
     """
+    if cfg.least_squares and cfg.n_train < 2:
+        raise ValueError(f"least_squares=True holds out training images to choose its ridge and "
+                         f"needs n_train >= 2; got n_train={cfg.n_train}")
     own = own_test_images(cfg)
     datasets = [] if cfg.dataset == "scenes" else [("duts-train", cfg.n_train)]
     if datasets and own is None:

@@ -13,7 +13,7 @@ features, free of SGD's initialisation and step count.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -247,32 +247,34 @@ HOLDOUT_EVERY = 5
 @dataclass
 class NormalEquations:
     """The sufficient statistics of a least-squares fit of ``P`` targets on rows of ``d``
-    values (the last one a constant 1): ``gram`` ``[d, d]`` = X'X, ``rhs`` ``[d, P]`` = X'Y and
-    ``squares`` ``[P]`` = the targets' sums of squares, all float64."""
+    values (the last one a constant 1): ``gram`` ``[d, d]`` = X'X and ``rhs`` ``[d, P]`` = X'Y,
+    float64. Rows should be roughly centred already (:class:`Patches` subtracts an offset):
+    :meth:`centred` removes the exact mean by subtraction, which loses the digits of any
+    feature whose mean is large against its spread."""
 
     gram: Tensor
     rhs: Tensor
-    squares: Tensor
 
     @classmethod
     def zeros(cls, d: int, targets: int) -> NormalEquations:
         """Empty statistics for rows of ``d`` values and ``targets`` targets."""
-        z = lambda *shape: torch.zeros(*shape, dtype=torch.float64)  # noqa: E731
-        return cls(z(d, d), z(d, targets), z(targets))
+        return cls(torch.zeros(d, d, dtype=torch.float64),
+                   torch.zeros(d, targets, dtype=torch.float64))
 
     def add(self, rows: Tensor, y: Tensor) -> None:
         """Accumulate rows ``[M, d]`` (float32 products, float64 sums) with targets ``[M, P]``."""
         self.gram += (rows.T @ rows).double()
         self.rhs += (rows.T @ y).double()
-        self.squares += (y.double() ** 2).sum(0)
 
-    def __add__(self, other: NormalEquations) -> NormalEquations:
-        return NormalEquations(self.gram + other.gram, self.rhs + other.rhs,
-                               self.squares + other.squares)
+    def merge_(self, other: NormalEquations) -> NormalEquations:
+        """Add ``other``'s statistics into these, in place (no third copy); returns ``self``."""
+        self.gram += other.gram
+        self.rhs += other.rhs
+        return self
 
     def centred(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """The patches' scatter about their mean ``[d-1, d-1]``, their cross products with the
-        centred targets ``[d-1, P]``, and the means of patches ``[d-1]`` and targets ``[P]``;
+        """The rows' scatter about their mean ``[d-1, d-1]``, their cross products with the
+        centred targets ``[d-1, P]``, and the means of rows ``[d-1]`` and targets ``[P]``;
         centring keeps the ridge off the intercept."""
         n = self.gram[-1, -1]
         mean_x, mean_y = self.gram[:-1, -1] / n, self.rhs[-1] / n
@@ -281,32 +283,56 @@ class NormalEquations:
 
     def solve(self, ridge: float) -> Tensor | None:
         """Weights ``[d, P]`` (intercept last) of the fit with ``ridge`` times the mean diagonal
-        of the scatter added to it, or ``None`` where that system is not positive definite."""
+        of the scatter added to it, or ``None`` where that system is not positive definite.
+        Constant rows (a zero scatter) give the targets' means."""
         scatter, cross, mean_x, mean_y = self.centred()
-        scatter.diagonal().add_(ridge * scatter.diagonal().mean())
+        scatter.diagonal().add_(ridge * _scale(scatter))
         factor, info = torch.linalg.cholesky_ex(scatter)
         if info:
             return None
         w = torch.cholesky_solve(cross, factor)
         return torch.cat([w, (mean_y - mean_x @ w)[None]])
 
-    def squared_error(self, w: Tensor) -> Tensor:
-        """The summed squared error ``[P]`` of weights ``[d, P]`` on these rows."""
-        return (w * (self.gram @ w)).sum(0) - 2 * (w * self.rhs).sum(0) + self.squares
-
     def conditions(self, ridges: Sequence[float]) -> list[float]:
         """The condition numbers of the systems :meth:`solve` solves for ``ridges`` (one
         eigendecomposition of the scatter serves them all)."""
         scatter = self.centred()[0]
         eig = torch.linalg.eigvalsh(scatter)
-        shifts = [r * scatter.diagonal().mean() for r in ridges]
+        shifts = [r * _scale(scatter) for r in ridges]
         return [float((eig[-1] + s) / (eig[0].clamp(min=0) + s)) for s in shifts]
 
 
-def _patches(x: Tensor, kernel_size: int, padding: int) -> Tensor:
-    """``[B, C, h, w]`` to rows ``[B * L, C * k * k + 1]`` (patches and a constant 1)."""
-    cols = F.unfold(x.float(), kernel_size, padding=padding).transpose(1, 2).flatten(0, 1)
-    return torch.cat([cols, torch.ones(len(cols), 1)], dim=1)
+def _scale(scatter: Tensor) -> Tensor:
+    """The unit of the ridge: the scatter's mean diagonal (the tiniest float if it is 0)."""
+    return scatter.diagonal().mean().clamp(min=torch.finfo(torch.float64).tiny)
+
+
+@dataclass(frozen=True)
+class Patches:
+    """How features become least-squares rows: every ``k x k`` patch (``padding`` zeros around)
+    minus ``offset`` ``[C k^2]``, then a constant 1. The offset, the mean patch of the first
+    images, keeps float32 products of large-mean features from losing their digits."""
+
+    kernel_size: int
+    padding: int
+    offset: Tensor
+
+    @classmethod
+    def of(cls, features: Tensor, kernel_size: int, padding: int, images: int = 32) -> Patches:
+        """The rows of ``features`` ``[N, C, h, w]``, offset by the mean patch of the first
+        ``images``."""
+        first = _unfold(features[:images], kernel_size, padding)
+        return cls(kernel_size, padding, first.double().mean(0).float())
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``[B, C, h, w]`` to rows ``[B * L, C * k * k + 1]``."""
+        cols = _unfold(x, self.kernel_size, self.padding) - self.offset
+        return torch.cat([cols, torch.ones(len(cols), 1)], dim=1)
+
+
+def _unfold(x: Tensor, kernel_size: int, padding: int) -> Tensor:
+    """``[B, C, h, w]`` to patches ``[B * L, C * k * k]`` (float32)."""
+    return F.unfold(x.float(), kernel_size, padding=padding).transpose(1, 2).flatten(0, 1)
 
 
 def held_out(n: int) -> Tensor:
@@ -319,39 +345,53 @@ def held_out(n: int) -> Tensor:
     return mask
 
 
-def _normal_equations(features: Tensor, y: Tensor, kernel_size: int, padding: int,
-                      batch_size: int, progress: bool) -> tuple[NormalEquations, NormalEquations]:
-    """The statistics of the images kept for fitting and of those :func:`held_out`, from
-    features ``[N, C, h, w]`` and targets ``[L, P]`` on the readout's grid (``L`` cells)."""
-    d = features.shape[1] * kernel_size**2 + 1
-    fit, held = (NormalEquations.zeros(d, y.shape[1]) for _ in range(2))
-    mask = held_out(len(features))
-    for chunk, is_held in tqdm(zip(features.split(batch_size), mask.split(batch_size)),
-                               total=-(-len(features) // batch_size), desc="least squares",
-                               disable=not progress, leave=False):
-        for stats, sel in ((fit, ~is_held), (held, is_held)):
-            if sel.any():
-                stats.add(_patches(chunk[sel], kernel_size, padding), y.repeat(int(sel.sum()), 1))
-    return fit, held
+def _chunks(features: Tensor, select: Tensor, batch_size: int, desc: str | None = None
+            ) -> Iterator[Tensor]:
+    """The selected images ``select`` ``[N]`` of ``features``, ``batch_size`` at a time (with a
+    progress bar when ``desc`` is given)."""
+    index = select.nonzero().flatten()
+    for idx in tqdm(index.split(batch_size), desc=desc, disable=desc is None, leave=False):
+        yield features[idx]
 
 
-def choose_ridges(fit: NormalEquations, held: NormalEquations,
+def _normal_equations(features: Tensor, y: Tensor, rows: Patches, select: Tensor,
+                      batch_size: int, progress: bool) -> NormalEquations:
+    """The statistics of the selected images ``select`` ``[N]`` of ``features`` ``[N, C, h, w]``
+    with targets ``y`` ``[L, P]`` on the readout's grid (``L`` cells per image)."""
+    stats = NormalEquations.zeros(rows.offset.numel() + 1, y.shape[1])
+    for chunk in _chunks(features, select, batch_size, "least squares" if progress else None):
+        stats.add(rows(chunk), y.repeat(len(chunk), 1))
+    return stats
+
+
+def held_out_errors(features: Tensor, y: Tensor, rows: Patches, select: Tensor,
+                    weights: Tensor, batch_size: int) -> Tensor:
+    """The summed squared errors ``[R, P]`` of weights ``[R, d, P]`` (one fit per ridge) on the
+    selected images, from their residuals (a difference of quadratic forms would cancel)."""
+    r, d, p = weights.shape
+    flat = weights.permute(1, 0, 2).reshape(d, r * p).float()
+    errors = torch.zeros(r * p, dtype=torch.float64)
+    for chunk in _chunks(features, select, batch_size):
+        residual = rows(chunk) @ flat - y.repeat(len(chunk), r)
+        errors += (residual.double() ** 2).sum(0)
+    return errors.view(r, p)
+
+
+def choose_ridges(fit: NormalEquations, errors_of: Callable[[Tensor], Tensor],
                   ridges: Sequence[float] = RIDGES) -> list[float]:
-    """For each target, the ridge of ``ridges`` whose fit on ``fit`` has the lowest squared
-    error on ``held`` (the smallest such ridge on ties); ridges whose system is not positive
-    definite are skipped.
+    """For each target, the ridge of ``ridges`` whose fit on ``fit`` has the lowest held-out
+    error (``errors_of``: weights ``[R, d, P]`` to errors ``[R, P]``), the smallest such ridge
+    on ties; ridges whose system is not positive definite are skipped.
 
     Raises:
         ValueError: If no ridge gives a positive definite system.
     """
-    errors = []
-    for ridge in ridges:
-        w = fit.solve(ridge)
-        errors.append(torch.full_like(fit.squares, torch.inf) if w is None else held.squared_error(w))
-    errors = torch.stack(errors)  # [R, P]
-    if not torch.isfinite(errors).any(0).all():
+    solutions = [fit.solve(ridge) for ridge in ridges]
+    solvable = [i for i, w in enumerate(solutions) if w is not None]
+    if not solvable:
         raise ValueError("no ridge makes the normal equations positive definite")
-    return [ridges[i] for i in errors.argmin(0).tolist()]
+    errors = errors_of(torch.stack([solutions[i] for i in solvable]))  # [R', P]
+    return [ridges[solvable[i]] for i in errors.argmin(0).tolist()]
 
 
 @torch.no_grad()
@@ -372,9 +412,10 @@ def least_squares_readout(features: Tensor, targets: Tensor, kernel_size: int = 
     solved system are kept on each readout (:class:`LinearReadout`).
 
     Cost, with ``d = C k^2 + 1``: two ``d x d`` float64 matrices (the fitted and the held-out
-    images' statistics) and, while solving, a centred copy and its Cholesky factor, so about
-    ``4 d^2 x 8`` bytes; one Cholesky factorisation per ridge tried and per ridge chosen, and one
-    symmetric eigendecomposition for the condition numbers.
+    images' statistics, merged before the refit) and, while solving, a centred copy, its
+    Cholesky factor and a temporary, so about ``5 d^2 x 8`` bytes at the peak; one Cholesky
+    factorisation per ridge tried and per ridge chosen, one symmetric eigendecomposition for the
+    condition numbers, and two passes over the held-out images.
 
     Args:
         features: ``[N, C, h, w]``, ``N >= 2``.
@@ -390,24 +431,27 @@ def least_squares_readout(features: Tensor, targets: Tensor, kernel_size: int = 
         One :class:`LinearReadout` per target.
 
     Raises:
-        ValueError: If the features or the solution hold NaN or inf, or no ridge gives a
-            solvable system (naming ``name``).
+        ValueError: If there are fewer than 2 images, the features or the solution hold NaN or
+            inf, or no ridge gives a solvable system (naming ``name``).
     """
     if not torch.isfinite(features).all():
         raise ValueError(f"least squares on {name}: the features hold NaN or inf")
     grid = features.shape[-1] - kernel_size + 1 + 2 * padding
     y = F.interpolate(targets[:, None].double(), size=(grid, grid), mode="bilinear",
                       align_corners=False).flatten(1).T.float()  # [L, P]
-    fit, held = _normal_equations(features, y, kernel_size, padding, batch_size, progress)
+    rows, held = Patches.of(features, kernel_size, padding, batch_size), held_out(len(features))
+    fit = _normal_equations(features, y, rows, ~held, batch_size, progress)
+    errors_of = lambda w: held_out_errors(features, y, rows, held, w, batch_size)  # noqa: E731
     try:
-        chosen = choose_ridges(fit, held, ridges)
+        chosen = choose_ridges(fit, errors_of, ridges)
     except ValueError as err:
         raise ValueError(f"least squares on {name}: {err}") from None
-    return _refit(fit + held, chosen, features.shape[1], kernel_size, padding, name)
+    fit.merge_(_normal_equations(features, y, rows, held, batch_size, progress=False))
+    return _refit(fit, chosen, rows, features.shape[1], name)
 
 
-def _refit(stats: NormalEquations, chosen: list[float], channels: int, kernel_size: int,
-           padding: int, name: str) -> list[LinearReadout]:
+def _refit(stats: NormalEquations, chosen: list[float], rows: Patches, channels: int,
+           name: str) -> list[LinearReadout]:
     """One readout per target, fitted on ``stats`` with its chosen ridge (one solve per ridge)."""
     solutions = {r: stats.solve(r) for r in sorted(set(chosen))}
     conditions = dict(zip(solutions, stats.conditions(list(solutions))))
@@ -417,14 +461,17 @@ def _refit(stats: NormalEquations, chosen: list[float], channels: int, kernel_si
         if w is None or not torch.isfinite(w[:, target]).all():
             raise ValueError(f"least squares on {name}: the solution holds NaN or inf (the "
                              "normal equations are singular or overflow)")
-        out.append(_as_conv(w[:, target].float(), channels, kernel_size, padding, ridge,
-                            conditions[ridge]))
+        out.append(_as_conv(w[:, target], rows, channels, ridge, conditions[ridge]))
     return out
 
 
-def _as_conv(w: Tensor, channels: int, kernel_size: int, padding: int, ridge: float,
+def _as_conv(w: Tensor, rows: Patches, channels: int, ridge: float,
              condition: float) -> LinearReadout:
-    conv = nn.Conv2d(channels, 1, kernel_size, padding=padding)
-    conv.weight.data = w[:-1].view(1, channels, kernel_size, kernel_size).clone()
-    conv.bias.data = w[-1:].clone()
+    """The readout of weights ``[d]`` (intercept last) fitted on ``rows``: the offset the rows
+    subtracted moves into the bias, so the convolution reads the features as they are."""
+    k = rows.kernel_size
+    conv = nn.Conv2d(channels, 1, k, padding=rows.padding)
+    weight = w[:-1].float()
+    conv.weight.data = weight.view(1, channels, k, k).clone()
+    conv.bias.data = (w[-1:].double() - rows.offset.double() @ w[:-1].double()).float()
     return LinearReadout(conv, ridge, condition).eval()
