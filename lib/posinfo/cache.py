@@ -182,7 +182,7 @@ def load_entry(path: str | Path, map_location: str | torch.device = "cpu") -> An
 
 def short_cause(err: BaseException) -> str:
     """``"<type>: <first sentence>"`` of a failed ``torch.load``, without torch's advice to load
-    the file again with ``weights_only=False``: for a cache entry that is not plain data, that
+    the file again with its safe mode turned off: for a cache entry that is not plain data, that
     would run whatever code the file asks for. For such an entry, the first sentence of the
     unpickler's own reason (``Unsupported global: ...``)."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # torch's bold text
