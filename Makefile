@@ -26,7 +26,7 @@ THREADS ?= 1
 FIRST := $(EXECUTED)/book/01_existence.ipynb $(EXECUTED)/book/04_padding_in_tasks.ipynb
 RUNS := $(FIRST) $(filter-out $(FIRST),$(CHAPTERS:book/%=$(EXECUTED)/book/%))
 
-.PHONY: test unit nbval book chapters html bench browser-test clean FORCE
+.PHONY: test unit nbval paper-check book chapters html bench browser-test clean FORCE
 
 # A venv whose python no longer runs (its base Python was updated or removed, e.g. a venv restored
 # from CI's cache onto a newer runner image) is made anew, even where .installed looks up to date.
@@ -49,6 +49,11 @@ unit: $(BIN)/.installed
 nbval: $(BIN)/.installed
 	$(BIN)/python -m pytest --nbval --nbval-sanitize-with book/nbval_sanitize.cfg \
 	  --nbval-current-env -p no:cacheprovider $(CHAPTERS) book/test_smoke_reference.py
+
+# Every chapter's paper profile end to end on the CPU, on fake data in the real on-disk formats
+# and randomly initialised weights saved where the real ones go, at tiny counts (tools/paper_check.py).
+paper-check: $(BIN)/.installed
+	OMP_NUM_THREADS=$(NPROC) MKL_NUM_THREADS=$(NPROC) $(BIN)/python tools/paper_check.py
 
 book:
 	$(MAKE) chapters

@@ -264,6 +264,13 @@ def test_examples_figures(tmp_path):
     assert fig.axes[0].get_title() == "saliency: image"
     twins = pit.plot_twins(run, cfg, k=2)
     assert len(twins.axes) == 2 * 7 and twins.axes[2].get_title() == "central saliency"
+    assert len(pit.plot_twins(run, cfg, k=9).axes) == 4 * 7  # no more rows than test scenes
+
+
+def test_probe_fits_least_squares_on_all_stages_only_when_asked(tmp_path):
+    assert pit.probe_readouts(config(tmp_path)) == pit.PROBE_READOUTS
+    kept = pit.probe_readouts(config(tmp_path, least_squares_all=False))
+    assert ("least_squares", "all") not in kept and pit.DECIDING in kept and ("sgd", "all") in kept
 
 
 def test_where_padding_matters_reports_the_changes():

@@ -1,12 +1,11 @@
-import pickle
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
 import torchvision
 from posinfo.book.params import resolve
 from posinfo.chapters import ch06_augshift as ch
+from posinfo.data import fake
 from posinfo.data.datasets import DatasetNotFoundError
 
 
@@ -28,20 +27,8 @@ def test_validation_before_work(tmp_path):
         ch.validate(config(tmp_path, dataset="cifar10"))
 
 
-def fake_cifar(root, n=6):
-    """CIFAR-10's python format with random pixels (torchvision's md5 check is bypassed)."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                 "labels": rng.integers(0, 10, n).tolist()}
-        (folder / name).write_bytes(pickle.dumps(batch))
-    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [str(i) for i in range(10)]}))
-
-
 def test_cifar_goes_through_torchvision(tmp_path, monkeypatch):
-    fake_cifar(tmp_path)
+    fake.write_cifar10(tmp_path, 6)
     monkeypatch.setattr(torchvision.datasets.CIFAR10, "_check_integrity", lambda self: True)
     monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: True)
     cfg = config(tmp_path, dataset="cifar10", n_train=8, n_test=None)

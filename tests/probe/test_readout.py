@@ -201,3 +201,16 @@ def test_upsampled_mse_equals_the_loss_on_upsampled_maps(grid, size):
     assert loss.item() == pytest.approx(reference.item(), rel=1e-5)
     assert torch.allclose(grad, expected, rtol=1e-4, atol=1e-9)
     assert UpsampledMSE(target, grid)(y.detach() * 0 + 2).item() != pytest.approx(reference.item())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_least_squares_on_the_gpu_matches_the_cpu():
+    g = torch.Generator().manual_seed(3)
+    f = torch.randn(12, 6, 8, 8, generator=g)
+    f[:, 0] += torch.linspace(0, 1, 8)  # position planted in one channel
+    gts = position_maps(["H", "G"], 8)
+    cpu = least_squares_readout(f, gts)
+    gpu = least_squares_readout(f, gts, device="cuda")
+    for a, b in zip(cpu, gpu):
+        assert b.conv.weight.device.type == "cpu" and a.ridge == b.ridge
+        assert torch.allclose(a.conv.weight, b.conv.weight, atol=1e-4)

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from posinfo.book import plots
 from posinfo.book.paper_tables import iclr2020_table5, iclr2020_table6
-from posinfo.book.params import PATH, ChapterSpec, Config, choice, integer, real
+from posinfo.book.params import PATH, ChapterSpec, Config, Knob, choice, integer, real
 from posinfo.book.results import Claim, decimal, holds_by_id, read_back, tested
 from posinfo.book.verdicts import Rule, per_replicate, substitute
 from posinfo.cache import cache_root
@@ -87,7 +87,7 @@ VOC_CLASSES = 21
 BORDER_FRACTION = 1 / 8  # the border band: pixels closer to the border than this share of the side
 
 _THREE = ["disk", "triangle", "cross"]  # the default's segmentation classes (see the chapter)
-_SHARED = dict(arch="vgg16_bn", patterns=["H", "G", "HS"], cache_dir=None)
+_SHARED = dict(arch="vgg16_bn", patterns=["H", "G", "HS"], least_squares_all=True, cache_dir=None)
 SPEC = ChapterSpec(
     chapter="04_padding_in_tasks",
     profiles={
@@ -139,6 +139,9 @@ SPEC = ChapterSpec(
                                     "encoder and pattern; the one with the lowest training loss "
                                     "is kept"),
            "probe_stage": choice(STAGES),
+           "least_squares_all": Knob("bool", help=(
+               "True or False: also fit the least-squares readout on all stages together (VGG16: "
+               "13,249 unknowns, minutes per fit on a CPU); the claims use the single stage")),
            "replicates": integer(1, 100, help="an int in [1, 100]: independent replicates (each its "
                                  "own scenes, network trainings and readout initialisations) that "
                                  "every claim is decided from")},
@@ -440,19 +443,27 @@ def probed_encoders(cfg: Config, run: TaskRun, classifier: torch.nn.Module
             **{name: dense(name) for name in twin_jobs(cfg)}}
 
 
+def probe_readouts(cfg: Config) -> tuple[tuple[str, str], ...]:
+    """The readouts of ``PROBE_READOUTS`` this run fits: least squares on all stages only when
+    ``least_squares_all`` (VGG16's five stages make d = 13,249 unknowns, minutes per fit on a
+    CPU; the deciding single stage has 4,609)."""
+    return tuple(r for r in PROBE_READOUTS if cfg.least_squares_all or r != ("least_squares", "all"))
+
+
 def fit_probes(cfg: Config, train: Tensor, gts: Tensor, channels: list[int]
                ) -> dict[tuple[str, str], tuple[slice, list[torch.nn.Module]]]:
-    """Every readout of ``PROBE_READOUTS`` on training features ``[N, C, h, w]`` for the maps
+    """Every readout of :func:`probe_readouts` on training features ``[N, C, h, w]`` for the maps
     ``gts`` ``[P, S, S]``: ``{(readout, stage): (channels read, one model per pattern)}``."""
     seeds = readout_seeds(cfg.seed, cfg.readout_seeds)
     protocol = ReadoutTraining(epochs=cfg.readout_epochs)
     out = {}
-    for readout, stage in PROBE_READOUTS:
+    for readout, stage in probe_readouts(cfg):
         sel = stage_channels(channels, cfg.probe_stage if stage == "stage" else stage)
         x = train[:, sel]
         out[(readout, stage)] = (sel, [fit_best_readout(x, gt, protocol, seeds=seeds,
                                                         device=cfg.device)[0] for gt in gts]
-                                 if readout == "sgd" else least_squares_readout(x, gts))
+                                 if readout == "sgd"
+                                 else least_squares_readout(x, gts, device=cfg.device))
     return out
 
 
@@ -860,13 +871,15 @@ def plot_examples(run: TaskRun, k: int = 2) -> plt.Figure:
 
 
 def plot_twins(run: TaskRun, cfg: Config, k: int = 3) -> plt.Figure:
-    """The first ``k`` held-out scenes of the twins: per row the image, then for each pair the
-    twin's truth, the twin's prediction and the position-free partner's prediction."""
+    """The first ``k`` held-out scenes of the twins (all of them when there are fewer): per row
+    the image, then for each pair the twin's truth, the twin's prediction and the position-free
+    partner's prediction."""
     cols = ["image"]
     for twin in TWIN_OF:
         cols += [f"{twin}: truth", twin, partner(cfg, twin)]
-    fig, axes = plt.subplots(k, len(cols), figsize=(1.4 * len(cols), 1.5 * k), squeeze=False)
     images = next(iter(run.data[next(iter(TWIN_OF))].tests.values()))[0]
+    k = min(k, len(images))
+    fig, axes = plt.subplots(k, len(cols), figsize=(1.4 * len(cols), 1.5 * k), squeeze=False)
     for r in range(k):
         axes[r, 0].imshow(images[r].permute(1, 2, 0).numpy())
         for i, twin in enumerate(TWIN_OF):

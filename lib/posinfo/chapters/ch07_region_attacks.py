@@ -46,6 +46,7 @@ from posinfo.data.streets import STREET_CLASSES, STREETS_VERSION, street_scenes
 from posinfo.metrics.dense import IGNORE, REGIONS, class_map, confusion, miou
 from posinfo.models import segmenter
 from posinfo.models.segmenter import (
+    DEEPLAB_FILE,
     OUTPUT_STRIDE,
     Segmenter,
     SegmenterTraining,
@@ -55,7 +56,6 @@ from posinfo.models.segmenter import (
 )
 from posinfo.probe import position_channels as pc
 
-DEEPLAB_FILE = "deeplabv3_resnet50_cityscapes.pth"  # under data_root unless weights_file says
 _SHARED = dict(dataset="streets", n_objects=[1, 4], width=8, head_channels=32,
                batch_size=32, lr=5e-3, random_draws=20, weights_file=None,
                region_objects=["person"], cityscapes_split="val", n_examples=2, cache_dir=None)

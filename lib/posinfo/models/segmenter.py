@@ -108,6 +108,10 @@ def narrow_deeplabv3(num_classes: int, width: int = 8, head_channels: int = 32,
     return Segmenter(tv_seg.DeepLabV3(backbone, head))
 
 
+# The file name chapter 7 looks for under ``data_root`` (data/README.md) unless told another.
+DEEPLAB_FILE = "deeplabv3_resnet50_cityscapes.pth"
+
+
 def resnet50_deeplabv3(num_classes: int) -> Segmenter:
     """torchvision's ``deeplabv3_resnet50`` with ``num_classes`` outputs, no weights loaded."""
     return Segmenter(tv_seg.deeplabv3_resnet50(weights=None, weights_backbone=None,

@@ -275,7 +275,7 @@ def run_readouts(cfg: Config, data: ProbeData, sources: list[Source], progress: 
         fitted = {"sgd": readouts}
         if cfg.least_squares:
             fitted["least_squares"] = dict(zip(cfg.patterns, least_squares_readout(
-                train, gts, name=source.name)))
+                train, gts, name=source.name, device=cfg.device)))
             rows += least_squares_rows(source, fitted["least_squares"])
         for kind, models in fitted.items():
             for (pattern, model), gt in zip(models.items(), gts):

@@ -256,21 +256,16 @@ class NormalEquations:
     rhs: Tensor
 
     @classmethod
-    def zeros(cls, d: int, targets: int) -> NormalEquations:
-        """Empty statistics for rows of ``d`` values and ``targets`` targets."""
-        return cls(torch.zeros(d, d, dtype=torch.float64),
-                   torch.zeros(d, targets, dtype=torch.float64))
+    def zeros(cls, d: int, targets: int, device: torch.device | str = "cpu") -> NormalEquations:
+        """Empty statistics for rows of ``d`` values and ``targets`` targets, on ``device``."""
+        return cls(torch.zeros(d, d, dtype=torch.float64, device=device),
+                   torch.zeros(d, targets, dtype=torch.float64, device=device))
 
     def add(self, rows: Tensor, y: Tensor) -> None:
-        """Accumulate rows ``[M, d]`` (float32 products, float64 sums) with targets ``[M, P]``."""
+        """Accumulate rows ``[M, d]`` (float32 products, float64 sums) with targets ``[M, P]``,
+        both on the statistics' device."""
         self.gram += (rows.T @ rows).double()
         self.rhs += (rows.T @ y).double()
-
-    def merge_(self, other: NormalEquations) -> NormalEquations:
-        """Add ``other``'s statistics into these, in place (no third copy); returns ``self``."""
-        self.gram += other.gram
-        self.rhs += other.rhs
-        return self
 
     def centred(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The rows' scatter about their mean ``[d-1, d-1]``, their cross products with the
@@ -278,7 +273,7 @@ class NormalEquations:
         centring keeps the ridge off the intercept."""
         n = self.gram[-1, -1]
         mean_x, mean_y = self.gram[:-1, -1] / n, self.rhs[-1] / n
-        scatter = self.gram[:-1, :-1] - n * torch.outer(mean_x, mean_x)
+        scatter = self.gram[:-1, :-1].clone().addr_(mean_x, mean_x, alpha=-float(n))  # one copy
         return scatter, self.rhs[:-1] - n * torch.outer(mean_x, mean_y), mean_x, mean_y
 
     def solve(self, ridge: float) -> Tensor | None:
@@ -318,16 +313,17 @@ class Patches:
     offset: Tensor
 
     @classmethod
-    def of(cls, features: Tensor, kernel_size: int, padding: int, images: int = 32) -> Patches:
+    def of(cls, features: Tensor, kernel_size: int, padding: int, images: int = 32,
+           device: torch.device | str = "cpu") -> Patches:
         """The rows of ``features`` ``[N, C, h, w]``, offset by the mean patch of the first
-        ``images``."""
-        first = _unfold(features[:images], kernel_size, padding)
+        ``images``, made on ``device``."""
+        first = _unfold(features[:images].to(device), kernel_size, padding)
         return cls(kernel_size, padding, first.double().mean(0).float())
 
     def __call__(self, x: Tensor) -> Tensor:
-        """``[B, C, h, w]`` to rows ``[B * L, C * k * k + 1]``."""
+        """``[B, C, h, w]`` (on the offset's device) to rows ``[B * L, C * k * k + 1]``."""
         cols = _unfold(x, self.kernel_size, self.padding) - self.offset
-        return torch.cat([cols, torch.ones(len(cols), 1)], dim=1)
+        return torch.cat([cols, cols.new_ones(len(cols), 1)], dim=1)
 
 
 def _unfold(x: Tensor, kernel_size: int, padding: int) -> Tensor:
@@ -345,21 +341,24 @@ def held_out(n: int) -> Tensor:
     return mask
 
 
-def _chunks(features: Tensor, select: Tensor, batch_size: int, desc: str | None = None
-            ) -> Iterator[Tensor]:
-    """The selected images ``select`` ``[N]`` of ``features``, ``batch_size`` at a time (with a
-    progress bar when ``desc`` is given)."""
+def _chunks(features: Tensor, select: Tensor, batch_size: int, device: torch.device,
+            desc: str | None = None) -> Iterator[Tensor]:
+    """The selected images ``select`` ``[N]`` of ``features``, ``batch_size`` at a time, moved
+    to ``device`` (with a progress bar when ``desc`` is given)."""
     index = select.nonzero().flatten()
     for idx in tqdm(index.split(batch_size), desc=desc, disable=desc is None, leave=False):
-        yield features[idx]
+        yield features[idx].to(device)
 
 
 def _normal_equations(features: Tensor, y: Tensor, rows: Patches, select: Tensor,
-                      batch_size: int, progress: bool) -> NormalEquations:
+                      batch_size: int, progress: bool, into: NormalEquations | None = None
+                      ) -> NormalEquations:
     """The statistics of the selected images ``select`` ``[N]`` of ``features`` ``[N, C, h, w]``
-    with targets ``y`` ``[L, P]`` on the readout's grid (``L`` cells per image)."""
-    stats = NormalEquations.zeros(rows.offset.numel() + 1, y.shape[1])
-    for chunk in _chunks(features, select, batch_size, "least squares" if progress else None):
+    with targets ``y`` ``[L, P]`` on the readout's grid (``L`` cells per image), on ``y``'s
+    device, added into ``into`` in place when it is given."""
+    stats = into or NormalEquations.zeros(rows.offset.numel() + 1, y.shape[1], y.device)
+    for chunk in _chunks(features, select, batch_size, y.device,
+                         "least squares" if progress else None):
         stats.add(rows(chunk), y.repeat(len(chunk), 1))
     return stats
 
@@ -370,8 +369,8 @@ def held_out_errors(features: Tensor, y: Tensor, rows: Patches, select: Tensor,
     selected images, from their residuals (a difference of quadratic forms would cancel)."""
     r, d, p = weights.shape
     flat = weights.permute(1, 0, 2).reshape(d, r * p).float()
-    errors = torch.zeros(r * p, dtype=torch.float64)
-    for chunk in _chunks(features, select, batch_size):
+    errors = torch.zeros(r * p, dtype=torch.float64, device=y.device)
+    for chunk in _chunks(features, select, batch_size, y.device):
         residual = rows(chunk) @ flat - y.repeat(len(chunk), r)
         errors += (residual.double() ** 2).sum(0)
     return errors.view(r, p)
@@ -397,7 +396,8 @@ def choose_ridges(fit: NormalEquations, errors_of: Callable[[Tensor], Tensor],
 @torch.no_grad()
 def least_squares_readout(features: Tensor, targets: Tensor, kernel_size: int = 3, padding: int = 0,
                           *, ridges: Sequence[float] = RIDGES, batch_size: int = 32,
-                          name: str = "the features", progress: bool = False) -> list[LinearReadout]:
+                          name: str = "the features", progress: bool = False,
+                          device: torch.device | str = "cpu") -> list[LinearReadout]:
     """The least-squares linear k x k readout for each target map, its ridge chosen on
     held-out images.
 
@@ -411,11 +411,13 @@ def least_squares_readout(features: Tensor, targets: Tensor, kernel_size: int = 
     floating-point sums (the thread count); the chosen ridge and the condition number of the
     solved system are kept on each readout (:class:`LinearReadout`).
 
-    Cost, with ``d = C k^2 + 1``: two ``d x d`` float64 matrices (the fitted and the held-out
-    images' statistics, merged before the refit) and, while solving, a centred copy, its
-    Cholesky factor and a temporary, so about ``5 d^2 x 8`` bytes at the peak; one Cholesky
-    factorisation per ridge tried and per ridge chosen, one symmetric eigendecomposition for the
-    condition numbers, and two passes over the held-out images.
+    Cost, with ``d = C k^2 + 1``: one ``d x d`` float64 matrix of statistics (the held-out
+    images' are added into it in place before the refit) and, while solving, a centred copy and
+    its Cholesky factor, so about ``3 d^2 x 8`` bytes at the peak on ``device`` (ResNet-152's
+    five levels with a 3 x 3 kernel, d = 35,137: about 30 GB); one Cholesky factorisation per
+    ridge tried and per ridge chosen, one symmetric eigendecomposition for the condition
+    numbers, and two passes over the held-out images. Features stay where they are and go to
+    ``device`` one chunk at a time; the products are float32 there, summed in float64.
 
     Args:
         features: ``[N, C, h, w]``, ``N >= 2``.
@@ -426,9 +428,10 @@ def least_squares_readout(features: Tensor, targets: Tensor, kernel_size: int = 
         batch_size: Images per chunk of the accumulation.
         name: What the features are called in errors.
         progress: Show a progress bar.
+        device: Where the statistics are accumulated and solved (a GPU's float64 is fast).
 
     Returns:
-        One :class:`LinearReadout` per target.
+        One :class:`LinearReadout` per target, on the CPU.
 
     Raises:
         ValueError: If there are fewer than 2 images, the features or the solution hold NaN or
@@ -438,15 +441,16 @@ def least_squares_readout(features: Tensor, targets: Tensor, kernel_size: int = 
         raise ValueError(f"least squares on {name}: the features hold NaN or inf")
     grid = features.shape[-1] - kernel_size + 1 + 2 * padding
     y = F.interpolate(targets[:, None].double(), size=(grid, grid), mode="bilinear",
-                      align_corners=False).flatten(1).T.float()  # [L, P]
-    rows, held = Patches.of(features, kernel_size, padding, batch_size), held_out(len(features))
+                      align_corners=False).flatten(1).T.float().to(device)  # [L, P]
+    rows = Patches.of(features, kernel_size, padding, batch_size, device)
+    held = held_out(len(features))
     fit = _normal_equations(features, y, rows, ~held, batch_size, progress)
     errors_of = lambda w: held_out_errors(features, y, rows, held, w, batch_size)  # noqa: E731
     try:
         chosen = choose_ridges(fit, errors_of, ridges)
     except ValueError as err:
         raise ValueError(f"least squares on {name}: {err}") from None
-    fit.merge_(_normal_equations(features, y, rows, held, batch_size, progress=False))
+    _normal_equations(features, y, rows, held, batch_size, progress=False, into=fit)
     return _refit(fit, chosen, rows, features.shape[1], name)
 
 
@@ -472,6 +476,6 @@ def _as_conv(w: Tensor, rows: Patches, channels: int, ridge: float,
     k = rows.kernel_size
     conv = nn.Conv2d(channels, 1, k, padding=rows.padding)
     weight = w[:-1].float()
-    conv.weight.data = weight.view(1, channels, k, k).clone()
-    conv.bias.data = (w[-1:].double() - rows.offset.double() @ w[:-1].double()).float()
+    conv.weight.data = weight.view(1, channels, k, k).cpu().clone()
+    conv.bias.data = (w[-1:].double() - rows.offset.double() @ w[:-1].double()).float().cpu()
     return LinearReadout(conv, ridge, condition).eval()
