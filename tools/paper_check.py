@@ -16,10 +16,12 @@ dataset loader and ``validate``'s checks of every file.
 
 Two paths are left out: the least-squares readouts on all encoder levels together, in chapter 1
 (``least_squares=False``) and chapter 4 (``least_squares_all=False``; its deciding single stage
-is fitted, on stage f3, d = 2,305, rather than the profile's f5, d = 4,609). Their normal equations have d = 13,249 unknowns for VGG16's five levels and 35,137
-for ResNet-152's, whatever the image size: in float64 one Cholesky factorisation of the first
-takes about 25 s on one core, and the ridge search needs about ten per fit; the second needs
-about 50 GB. The smoke profile runs the same function on narrow encoders.
+is fitted, on stage f3, d = 2,305, rather than the profile's f5, d = 4,609). Their normal
+equations have d = 13,249 unknowns for VGG16's five levels and 35,137 for ResNet-152's, whatever
+the image size: in float64 one Cholesky factorisation of the first takes about 25 s on one core
+and the ridge search needs about ten per fit; the second needs about 30 GB. The smoke profile
+runs the same function on narrow encoders. Everything runs on the CPU, so no CUDA path is
+checked here.
 
 The numbers these runs make mean nothing (random weights, a handful of noise images); the check
 passes when every chapter runs to the end and writes its ``results.csv`` and ``claims.json``.
@@ -118,21 +120,26 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("chapters", nargs="*", default=list(KNOBS), metavar="CHAPTER",
                         help=f"chapters to run (default: all): {', '.join(KNOBS)}")
-    parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder afterwards")
+    parser.add_argument("--work", type=Path, help="work folder, empty or new, kept afterwards "
+                        "(default: a temporary one)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary work folder afterwards")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.chapters) - set(KNOBS))
     if unknown:
         parser.error(f"unknown chapters {unknown}; known: {list(KNOBS)}")
-    work = args.work or Path(tempfile.mkdtemp(prefix="paper-check-"))
+    if args.work and args.work.exists() and not args.work.is_dir():
+        parser.error(f"--work {args.work} is a file, not a folder")
     if args.work and args.work.exists() and any(args.work.iterdir()):
         parser.error(f"--work {args.work} is not empty; the check starts from nothing")
+    # absolute: the chapters' kernels run in book/ and read these paths from the environment
+    work = (args.work or Path(tempfile.mkdtemp(prefix="paper-check-"))).resolve()
+    print(f"work folder: {work} (kept if the check fails)", flush=True)
     start = time.perf_counter()
     write_inputs(work)
-    print(f"fake datasets and weights written to {work} in {time.perf_counter() - start:.0f} s")
+    print(f"fake datasets and weights written in {time.perf_counter() - start:.0f} s")
     for chapter in args.chapters:  # a failure exits here and keeps the work folder to look at
         print(f"{chapter}: paper profile ran in {run_chapter(chapter, work):.0f} s", flush=True)
-    if not args.keep and not args.work:
+    if not args.keep and not args.work:  # a folder given with --work is always kept
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 import torchvision
 
 from posinfo.data import fake
@@ -28,6 +29,8 @@ def test_voc_files_are_read_by_torchvision_with_classes_and_a_void_outline(tmp_p
     values = set(np.unique(np.asarray(mask)).tolist())
     assert mask.mode == "P" and image.size == mask.size
     assert 0 in values and 255 in values and values - {0, 255} <= set(range(1, 21))
+    palette = mask.getpalette()
+    assert palette[3:6] == [128, 0, 0] and palette[15 * 3:16 * 3] == [192, 128, 128]  # VOC's
 
 
 def test_cifar_needs_the_md5_check_off_and_then_loads(tmp_path, monkeypatch):
@@ -53,11 +56,14 @@ def test_cityscapes_scenes_have_people_on_one_side_for_the_region_rankings(tmp_p
     assert left[0].any() and not right[0].any() and right[2].any() and not left[2].any()
     assert not (masks[1] == person).any()
     assert {CITYSCAPES_CLASSES.index(c) for c in ("road", "sky", "building")} <= set(masks.unique().tolist())
+    assert len(list(tmp_path.glob("cityscapes/gtFine/val/*/*_gtFine_color.png"))) == 4
 
 
 def test_weights_files_load_where_the_book_looks_for_them(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    state_before = torch.random.get_rng_state()
     path = fake.write_imagenet_weights("resnet18")
+    assert torch.equal(torch.random.get_rng_state(), state_before)  # the caller's draws unchanged
     assert path.parent == tmp_path / "torch" / "hub" / "checkpoints"
     state = load_imagenet_state("resnet18")
     assert state.keys() == torchvision.models.resnet18().state_dict().keys()

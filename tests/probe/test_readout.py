@@ -214,3 +214,15 @@ def test_least_squares_on_the_gpu_matches_the_cpu():
     for a, b in zip(cpu, gpu):
         assert b.conv.weight.device.type == "cpu" and a.ridge == b.ridge
         assert torch.allclose(a.conv.weight, b.conv.weight, atol=1e-4)
+
+
+def test_the_refit_reads_every_image_held_out_ones_included(monkeypatch):
+    from posinfo.probe import readout
+
+    seen = []
+    real = readout._refit
+    monkeypatch.setattr(readout, "_refit", lambda stats, *a: seen.append(stats.gram[-1, -1].item())
+                        or real(stats, *a))
+    f = torch.randn(11, 4, 6, 6, generator=torch.Generator().manual_seed(5))
+    least_squares_readout(f, position_maps(["H"], 6))  # a 3x3 kernel: 4 x 4 cells per image
+    assert seen == [11 * 16]  # the constant column's sum counts the rows: all 11 images

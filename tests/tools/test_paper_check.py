@@ -3,7 +3,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-
 from posinfo.book.params import resolve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,3 +37,6 @@ def test_bad_arguments_stop_before_any_work(tmp_path, capsys):
     with pytest.raises(SystemExit):
         check.main(["--work", str(tmp_path), "01_existence"])
     assert "is not empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        check.main(["--work", str(tmp_path / "left-over"), "01_existence"])
+    assert "is a file, not a folder" in capsys.readouterr().err

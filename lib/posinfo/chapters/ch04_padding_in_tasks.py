@@ -470,8 +470,8 @@ def fit_probes(cfg: Config, train: Tensor, gts: Tensor, channels: list[int]
 def probe_encoders(cfg: Config, run: TaskRun, classifier: torch.nn.Module,
                    progress: bool = True) -> pd.DataFrame:
     """Chapter 1's readout on the frozen padded encoders (Table 6), and beyond the paper the
-    untrained start, the twins and the readouts of ``PROBE_READOUTS``. Each encoder's features
-    are computed once and read by every readout.
+    untrained start, the twins and the readouts of :func:`probe_readouts`. Each encoder's
+    features are computed once and read by every readout.
 
     Returns:
         Tidy rows: experiment "probe", trained_for, readout, stage, pattern, test_set, metric,

@@ -39,7 +39,7 @@ def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
 
 
 def _blob(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """A bool ``[height, width]`` ellipse at a random place, a quarter of the frame across."""
+    """A bool ``[height, width]`` ellipse at a random place, half the frame across."""
     yy, xx = np.mgrid[:height, :width]
     cy, cx = rng.uniform(0.25, 0.75) * height, rng.uniform(0.25, 0.75) * width
     return ((yy - cy) / (height / 4)) ** 2 + ((xx - cx) / (width / 4)) ** 2 <= 1
@@ -71,7 +71,7 @@ def write_voc2012(data_root: str | Path, n: int, size: tuple[int, int] = (48, 40
     for sub in ("JPEGImages", "SegmentationClass"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     sets.mkdir(parents=True, exist_ok=True)
-    palette = [v for i in range(256) for v in ((i * 37) % 256, (i * 91) % 256, (i * 53) % 256)]
+    palette = [v for i in range(256) for v in _voc_colour(i)]
     ids = {split: [f"2012_{split}_{i:04d}" for i in range(n)] for split in ("train", "val")}
     for split, names in ids.items():
         for stem in names:
@@ -86,6 +86,16 @@ def write_voc2012(data_root: str | Path, n: int, size: tuple[int, int] = (48, 40
         (sets / f"{split}.txt").write_text("\n".join(names) + "\n")
     (sets / "trainval.txt").write_text("\n".join(ids["train"] + ids["val"]) + "\n")
     return root
+
+
+def _voc_colour(index: int) -> tuple[int, int, int]:
+    """VOC's palette colour of class ``index``: its bits, three at a time, spread from the top
+    bit of red, green and blue down (0 black, 1 dark red, 255 the outline's cream)."""
+    rgb = [0, 0, 0]
+    for shift in range(8):
+        for channel in range(3):
+            rgb[channel] |= ((index >> (3 * shift + channel)) & 1) << (7 - shift)
+    return tuple(rgb)
 
 
 def _blob_ring(inside: np.ndarray) -> np.ndarray:
@@ -127,10 +137,15 @@ def skip_cifar_md5() -> None:
 def write_cityscapes(data_root: str | Path, n: int, split: str = "val",
                      size: tuple[int, int] = (128, 64), seed: int = 0) -> Path:
     """``n`` Cityscapes scenes of ``split`` (``size`` = width x height, 2:1 as the real ones):
-    ``leftImg8bit`` PNGs and ``gtFine`` ``labelIds`` maps (plus empty ``instanceIds`` maps and
-    polygon files) of sky over buildings over road, with one person on the left in every
-    fourth image and one on the right in every fourth image from the third on."""
+    ``leftImg8bit`` PNGs and ``gtFine`` ``labelIds`` and ``color`` maps (plus all-zero
+    ``instanceIds`` maps and polygon files without objects) of sky over buildings over road,
+    with one person on the left in every fourth image and one on the right in every fourth
+    image from the third on."""
     rng, ids = np.random.default_rng(seed), {c.name: c.id for c in Cityscapes.classes}
+    colours = np.zeros((256, 3), np.uint8)
+    for c in Cityscapes.classes:
+        if 0 <= c.id < 256:
+            colours[c.id] = c.color
     root = Path(data_root) / DATASETS["cityscapes"].folder
     images, labels = root / "leftImg8bit" / split / _CITY, root / "gtFine" / split / _CITY
     for folder in (images, labels):
@@ -145,6 +160,7 @@ def write_cityscapes(data_root: str | Path, n: int, split: str = "val",
             label[h // 2: h - h // 8, x0: x0 + w // 16] = ids["person"]
         Image.fromarray(_texture(rng, h, w)).save(images / f"{stem}_leftImg8bit.png")
         Image.fromarray(label).save(labels / f"{stem}_gtFine_labelIds.png")
+        Image.fromarray(colours[label]).save(labels / f"{stem}_gtFine_color.png")
         Image.fromarray(np.zeros((h, w), np.uint16)).save(labels / f"{stem}_gtFine_instanceIds.png")
         (labels / f"{stem}_gtFine_polygons.json").write_text(
             json.dumps({"imgHeight": h, "imgWidth": w, "objects": []}))
@@ -155,17 +171,19 @@ def write_imagenet_weights(arch: str) -> Path:
     """A randomly initialised torchvision ``arch`` saved where torchvision keeps its ImageNet
     weights (``imagenet_weights_file``, under ``TORCH_HOME``), under the official file name."""
     path, _ = imagenet_weights_file(arch)
-    torch.manual_seed(0)
-    torch_save(getattr(torchvision.models, arch)(weights=None).state_dict(), path)
+    with torch.random.fork_rng():  # the caller's random state is left as it was
+        torch.manual_seed(0)
+        torch_save(getattr(torchvision.models, arch)(weights=None).state_dict(), path)
     return path
 
 
 def write_deeplabv3(path: str | Path, num_classes: int = 19) -> Path:
     """A randomly initialised torchvision DeepLabv3-ResNet-50 state dict with ``num_classes``
     outputs at ``path`` (chapter 7's weights file)."""
-    torch.manual_seed(0)
-    net = torchvision.models.segmentation.deeplabv3_resnet50(
-        weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = torchvision.models.segmentation.deeplabv3_resnet50(
+            weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
     torch_save(net.state_dict(), Path(path))
     return Path(path)
 

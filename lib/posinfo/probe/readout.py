@@ -283,6 +283,7 @@ class NormalEquations:
         scatter, cross, mean_x, mean_y = self.centred()
         scatter.diagonal().add_(ridge * _scale(scatter))
         factor, info = torch.linalg.cholesky_ex(scatter)
+        del scatter  # cholesky_solve copies the factor: three d x d matrices at most, not four
         if info:
             return None
         w = torch.cholesky_solve(cross, factor)
@@ -356,7 +357,8 @@ def _normal_equations(features: Tensor, y: Tensor, rows: Patches, select: Tensor
     """The statistics of the selected images ``select`` ``[N]`` of ``features`` ``[N, C, h, w]``
     with targets ``y`` ``[L, P]`` on the readout's grid (``L`` cells per image), on ``y``'s
     device, added into ``into`` in place when it is given."""
-    stats = into or NormalEquations.zeros(rows.offset.numel() + 1, y.shape[1], y.device)
+    stats = into if into is not None else NormalEquations.zeros(rows.offset.numel() + 1,
+                                                                y.shape[1], y.device)
     for chunk in _chunks(features, select, batch_size, y.device,
                          "least squares" if progress else None):
         stats.add(rows(chunk), y.repeat(len(chunk), 1))
@@ -412,8 +414,9 @@ def least_squares_readout(features: Tensor, targets: Tensor, kernel_size: int = 
     solved system are kept on each readout (:class:`LinearReadout`).
 
     Cost, with ``d = C k^2 + 1``: one ``d x d`` float64 matrix of statistics (the held-out
-    images' are added into it in place before the refit) and, while solving, a centred copy and
-    its Cholesky factor, so about ``3 d^2 x 8`` bytes at the peak on ``device`` (ResNet-152's
+    images' are added into it in place before the refit) and, while solving, a centred copy
+    (freed once factorised), the Cholesky factor and the copy of it ``cholesky_solve`` makes, so
+    about ``3 d^2 x 8`` bytes at the peak on ``device`` (ResNet-152's
     five levels with a 3 x 3 kernel, d = 35,137: about 30 GB); one Cholesky factorisation per
     ridge tried and per ridge chosen, one symmetric eigendecomposition for the condition
     numbers, and two passes over the held-out images. Features stay where they are and go to
