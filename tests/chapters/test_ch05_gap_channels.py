@@ -211,3 +211,12 @@ def test_image_task_spread_matches_the_papers_table():
     paper = gc._image_task(iccv2021_table1().query("task == 'image'"))
     assert (round(paper.gap.min(), 1), round(paper.gap.max(), 1)) == (9.0, 17.2)
     assert (paper.permutenet.min(), paper.permutenet.max()) == (65.7, 73.6)
+
+
+def test_the_look_inside_batches_the_test_objects_without_changing_them(tmp_path):
+    cfg, data = _tiny(tmp_path)
+    net = gc.build_network("gapnet", 9, width=0.0625).eval()
+    with torch.no_grad():
+        whole = gc.pooled_in_cell(net, data, 4, 3, cfg.device, batch_size=10_000)
+        parts = gc.pooled_in_cell(net, data, 4, 3, cfg.device, batch_size=5)
+    assert whole.shape == (len(data.test), 32) and torch.allclose(whole, parts, atol=1e-6)

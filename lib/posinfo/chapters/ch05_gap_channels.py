@@ -319,6 +319,23 @@ def run_replicates(cfg: Config, data: GridData, progress: bool = True
 # --- a look inside GAPNet ---------------------------------------------------------------------
 
 
+# Test objects per forward pass of the look inside. At the paper's 7 x 7 grid of 32-px cells
+# (224-px inputs) a full-width GAPNet holds a few GB of activations for 256 images; the whole
+# CIFAR test set at once would need about 96 GB.
+ANALYSIS_BATCH = 256
+
+
+def pooled_in_cell(net: nn.Module, data: GridData, k: int, n: int, device: torch.device,
+                   batch_size: int = ANALYSIS_BATCH) -> Tensor:
+    """The pooled backbone vectors ``float32 [N, C]`` (on the CPU) of every test object placed
+    in cell ``k`` of an ``n x n`` grid, ``batch_size`` objects per forward pass."""
+    out = []
+    for idx in torch.arange(len(data.test)).split(batch_size):
+        cells = torch.full((len(idx),), k, dtype=torch.int64)
+        out.append(net.pooled(grid.place(data.test.take(idx), cells, n).to(device)).cpu())
+    return torch.cat(out)
+
+
 @torch.no_grad()
 def cell_responses(net: nn.Module, data: GridData, n: int, device: torch.device) -> Tensor:
     """Mean pooled backbone vector of the test objects placed in each cell.
@@ -327,11 +344,8 @@ def cell_responses(net: nn.Module, data: GridData, n: int, device: torch.device)
         ``float32 [C, n * n]``: channel ``c``'s mean GAP value when the object is in cell ``k``.
     """
     net.eval()
-    out = []
-    for k in range(n * n):
-        cells = torch.full((len(data.test),), k, dtype=torch.int64)
-        out.append(net.pooled(grid.place(data.test, cells, n).to(device)).mean(0).cpu())
-    return torch.stack(out, dim=1)
+    return torch.stack([pooled_in_cell(net, data, k, n, device).mean(0) for k in range(n * n)],
+                       dim=1)
 
 
 @torch.no_grad()
@@ -340,16 +354,14 @@ def selectivity(net: nn.Module, data: GridData, n: int, device: torch.device) ->
 
     For channel ``c``: variance of its per-cell means divided by its total variance over all
     test objects in all cells (a correlation ratio, 0 = blind to the cell, 1 = the cell alone).
+    Holds the pooled vectors of every (cell, object) pair: ``n^2 N C`` floats (CIFAR's test set
+    on a 7 x 7 grid with 512 channels: 1 GB).
 
     Returns:
         ``float32 [C]``.
     """
     net.eval()
-    per_cell = []
-    for k in range(n * n):
-        cells = torch.full((len(data.test),), k, dtype=torch.int64)
-        per_cell.append(net.pooled(grid.place(data.test, cells, n).to(device)).cpu())
-    z = torch.stack(per_cell)  # [n*n, N, C]
+    z = torch.stack([pooled_in_cell(net, data, k, n, device) for k in range(n * n)])  # [n*n, N, C]
     between = z.mean(1).var(0, unbiased=False)
     total = z.reshape(-1, z.shape[-1]).var(0, unbiased=False)
     return between / total.clamp_min(1e-12)
