@@ -325,6 +325,7 @@ def run_replicates(cfg: Config, data: GridData, progress: bool = True
 ANALYSIS_BATCH = 256
 
 
+@torch.no_grad()
 def pooled_in_cell(net: nn.Module, data: GridData, k: int, n: int, device: torch.device,
                    batch_size: int = ANALYSIS_BATCH) -> Tensor:
     """The pooled backbone vectors ``float32 [N, C]`` (on the CPU) of every test object placed
