@@ -25,6 +25,10 @@ def test_unknown_choices_fail_early(tmp_path):
         _cfg(tmp_path, region_objects=["pedestrian"])
     with pytest.raises(ValueError, match="random_draws"):
         ra.validate(_cfg(tmp_path, random_draws=3))
+    for name in ("n_objects", "n_poles"):
+        for bad in ([3, 1], [2]):
+            with pytest.raises(ValueError, match=name):
+                ra.validate(_cfg(tmp_path, **{name: bad}))
 
 
 def test_cityscapes_class_names_match_torchvision():
@@ -67,20 +71,23 @@ def test_one_sided_on_hand_made_masks():
 
 
 def test_street_data_splits_are_disjoint_and_the_sided_ones_one_sided(tmp_path):
-    cfg = _cfg(tmp_path, n_train=4, n_rank=3, n_eval=3)
+    assert ra.scene_data(_cfg(tmp_path, n_train=1, n_rank=1, n_eval=1)).class_names == list(
+        STREET_CLASSES[:6])  # without poles (the default), no pole or sign class
+    cfg = _cfg(tmp_path, n_train=4, n_rank=3, n_eval=3, n_poles=[1, 2])
     data = ra.scene_data(cfg)
     assert data.class_names == list(STREET_CLASSES)
     size = cfg.image_size
-    assert data.eval_images.shape == (3, 3, size, 2 * size) and data.eval_masks.max() <= 5
+    assert data.eval_images.shape == (3, 3, size, 2 * size)
+    assert data.eval_masks.max() <= len(STREET_CLASSES) - 1
     assert data.left_images.shape == data.right_images.shape == (3, 3, size, 2 * size)
     splits = [data.train_images[:3], data.rank_images, data.left_images, data.right_images,
               data.eval_images]
     assert all(not torch.equal(a, b) for i, a in enumerate(splits) for b in splits[i + 1:])
-    objects = [STREET_CLASSES.index("person"), STREET_CLASSES.index("car")]
+    objects = [STREET_CLASSES.index(c) for c in ("person", "car", "pole", "sign")]
     for side, images in ((0, data.left_images), (1, data.right_images)):
         # the same scenes with their masks, drawn as scene_data draws them
         again, masks = street_scenes(3, size, 70_000 + 2 + side, ("left", "right")[side],
-                                     tuple(cfg.n_objects))
+                                     tuple(cfg.n_objects), tuple(cfg.n_poles))
         assert torch.equal(images, again)
         with_objects = torch.isin(masks, torch.tensor(objects)).flatten(1).any(1)
         assert with_objects.any() and (ra.one_sided(masks, objects)[side] == with_objects).all()

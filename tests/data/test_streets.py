@@ -1,8 +1,8 @@
 import pytest
 import torch
-from posinfo.data.streets import STREET_CLASSES, street_scene, street_scenes
+from posinfo.data.streets import STREET_CLASSES, street_classes, street_scene, street_scenes
 
-SKY, BUILDING, ROAD, SIDEWALK, PERSON, CAR = range(len(STREET_CLASSES))
+SKY, BUILDING, ROAD, SIDEWALK, PERSON, CAR, POLE, SIGN = range(len(STREET_CLASSES))
 
 
 def test_shapes_ranges_and_determinism():
@@ -28,9 +28,34 @@ def test_the_layout_is_sky_above_buildings_above_the_ground():
 
 def test_one_sided_scenes_keep_their_objects_in_their_half():
     for region, half in (("left", slice(32, None)), ("right", slice(None, 32))):
-        _, masks = street_scenes(20, 32, seed=1, region=region)
+        _, masks = street_scenes(20, 32, seed=1, region=region, n_poles=(1, 2))
         assert (masks[..., half] >= PERSON).sum() == 0
-        assert (masks >= PERSON).any()
+        assert all((masks == k).any() for k in (PERSON, CAR, POLE, SIGN))
+
+
+def test_without_poles_the_scenes_are_those_of_the_default():
+    images, masks = street_scenes(5, 32, seed=6)
+    again = street_scenes(5, 32, seed=6, n_poles=(0, 0))
+    assert torch.equal(images, again[0]) and torch.equal(masks, again[1])
+    assert not (masks >= POLE).any()
+    assert street_classes() == STREET_CLASSES[:POLE] and street_classes((0, 1)) == STREET_CLASSES
+
+
+def test_poles_are_thin_stand_on_the_sidewalk_beyond_the_kerb_and_carry_the_signs():
+    _, masks = street_scenes(40, 48, seed=2, n_objects=(0, 0), n_poles=(1, 3))
+    _, layout = street_scenes(40, 48, seed=2, n_objects=(0, 0))
+    pole = masks == POLE
+    assert pole.flatten(1).any(1).all() and (masks == SIGN).any()
+    assert pole.sum(-1).max() <= 3 * 3  # at most three poles in a row, each at most 3 px wide
+    rows = torch.arange(48).view(1, 48, 1).expand_as(masks)
+    feet = [(layout[i][pole[i] & (rows[i] == rows[i][pole[i]].max())]) for i in range(40)]
+    assert (torch.cat(feet) == SIDEWALK).float().mean() > 0.9  # nearer poles may hide farther feet
+    for i in range(40):  # every sign touches a pole's top (a row, or a column, next to it)
+        sign = masks[i] == SIGN
+        if sign.any():
+            cols = pole[i].any(0).nonzero().squeeze(1)
+            sign_cols = sign.any(0).nonzero().squeeze(1)
+            assert (sign_cols[:, None] - cols[None, :]).abs().min() <= 3
 
 
 def test_people_stand_on_sidewalks_and_cars_on_the_road():

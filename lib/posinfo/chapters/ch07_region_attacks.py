@@ -12,8 +12,9 @@ each finding is decided from the segmenters (an effect per segmenter and an inte
 the effects at a few percent of the channels are of the size of the differences between networks.
 
 Data: in the ``default`` profile generated street scenes (:mod:`posinfo.data.streets`) with people and
-cars anywhere (training, ranking, evaluation) and scenes whose people and cars all sit on the left
-or all on the right (the region rankings); in the ``paper`` profile Cityscapes val, split in two by
+cars (and, with ``n_poles``, thin poles and signs) anywhere (training, ranking, evaluation) and
+scenes whose objects all sit on the left or all on the right (the region rankings); in the
+``paper`` profile Cityscapes val, split in two by
 index parity (even: ranking, odd: evaluation), its val-left / val-right being the ranking images
 whose pedestrians all lie in one half.
 """
@@ -42,7 +43,7 @@ from posinfo.book.verdicts import Rule, per_replicate, substitute
 from posinfo.cache import cache_root, cached, fingerprint
 from posinfo.data.datasets import (CITYSCAPES_CLASSES, cityscapes_tensors, dataset_root,
                                    grid_min_side, verify_dataset)
-from posinfo.data.streets import STREET_CLASSES, STREETS_VERSION, street_scenes
+from posinfo.data.streets import STREETS_VERSION, street_classes, street_scenes
 from posinfo.metrics.dense import IGNORE, REGIONS, class_map, confusion, miou
 from posinfo.models import segmenter
 from posinfo.models.segmenter import (
@@ -56,7 +57,7 @@ from posinfo.models.segmenter import (
 )
 from posinfo.probe import position_channels as pc
 
-_SHARED = dict(dataset="streets", n_objects=[1, 4], width=8, head_channels=32,
+_SHARED = dict(dataset="streets", n_objects=[1, 4], n_poles=[0, 0], width=8, head_channels=32,
                batch_size=32, lr=5e-3, random_draws=20, weights_file=None,
                region_objects=["person"], cityscapes_split="val", n_examples=2, cache_dir=None)
 SPEC = ChapterSpec(
@@ -71,6 +72,7 @@ SPEC = ChapterSpec(
                                 batch_size=4, seeds=1),
     },
     types={"dataset": choice(("streets", "cityscapes")), "n_objects": integer(0, 50, is_list=True),
+           "n_poles": integer(0, 50, is_list=True),
            "width": integer(1, 256), "head_channels": integer(1, 4096),
            "batch_size": integer(1, 4096), "lr": real(1e-9, 10), "random_draws": integer(20, 10_000),
            "weights_file": path("a DeepLabv3-ResNet-50 Cityscapes state dict (the cityscapes "
@@ -106,11 +108,12 @@ def scene_data(cfg: Config) -> SegData:
     (``image_size x 2 image_size``), from disjoint seeds."""
     base = 70_000 + 10 * cfg.seed
     scenes = lambda n, k, region: street_scenes(n, cfg.image_size, base + k, region,  # noqa: E731
-                                                tuple(cfg.n_objects))
+                                                tuple(cfg.n_objects), tuple(cfg.n_poles))
     train = scenes(cfg.n_train, 0, "any")
     rank = scenes(cfg.n_rank, 1, "any")[0]
     left, right = (scenes(cfg.n_rank, k, side)[0] for k, side in ((2, "left"), (3, "right")))
-    return SegData(list(STREET_CLASSES), *train, rank, left, right, *scenes(cfg.n_eval, 4, "any"))
+    return SegData(list(street_classes(tuple(cfg.n_poles))), *train, rank, left, right,
+                   *scenes(cfg.n_eval, 4, "any"))
 
 
 def one_sided(masks: Tensor, object_ids: list[int]) -> tuple[Tensor, Tensor]:
@@ -147,7 +150,8 @@ def load_data(cfg: Config) -> SegData:
 
 def training_config(cfg: Config, data: SegData) -> SegmenterTraining:
     """How the default profile's segmenter is trained; the data recipe enters the cache key."""
-    recipe = ("streets", STREETS_VERSION, cfg.image_size, cfg.n_train, tuple(cfg.n_objects), cfg.seed)
+    recipe = ("streets", STREETS_VERSION, cfg.image_size, cfg.n_train, tuple(cfg.n_objects),
+              *([tuple(cfg.n_poles)] if cfg.n_poles[1] else []), cfg.seed)
     return SegmenterTraining(len(data.class_names), cfg.width, cfg.head_channels, cfg.epochs,
                              cfg.batch_size, cfg.lr, cfg.seed, data_key=repr(recipe))
 
@@ -172,8 +176,10 @@ def validate(cfg: Config) -> None:
     if cfg.dataset == "streets" and (cfg.n_train < 1 or cfg.epochs < 1):
         raise ValueError(f"the street scenes' segmenters need n_train >= 1 and epochs >= 1; got "
                          f"n_train={cfg.n_train}, epochs={cfg.epochs}")
-    if len(cfg.n_objects) != 2 or not cfg.n_objects[0] <= cfg.n_objects[1]:
-        raise ValueError(f"n_objects is a range [least, most] of objects per scene; got {cfg.n_objects}")
+    for name in ("n_objects", "n_poles"):
+        value = getattr(cfg, name)
+        if len(value) != 2 or not value[0] <= value[1]:
+            raise ValueError(f"{name} is a range [least, most] per scene; got {value}")
     if cfg.seeds < 1 or (cfg.dataset == "cityscapes" and cfg.seeds != 1):
         raise ValueError(f"seeds (segmenters to train) must be at least 1, and 1 with the "
                          f"cityscapes weights file; got {cfg.seeds}")

@@ -4,6 +4,9 @@ A scene is ``height x 2 height`` pixels (Cityscapes' aspect ratio). Above a rand
 skyline of building blocks of random widths and heights stands against the sky; below it, a road
 narrows towards a vanishing point near the middle and sidewalks fill the rest. People stand on the
 sidewalks and cars on the road, nearer ones lower and larger (a ground-plane perspective).
+Optionally (``n_poles``), thin poles stand on the sidewalks just beyond the kerb, half of them
+carrying a small round sign: the thin, small objects at the left and right periphery of a street
+scene, one to two pixels wide at a height of 48 pixels.
 
 The four "stuff" regions (sky, building, road, sidewalk) are each filled with an independent draw
 from ONE texture distribution (:mod:`posinfo.data.scenes`' stationary backgrounds): colour and texture
@@ -25,10 +28,17 @@ from torch import Tensor
 from posinfo.data.scenes import background_waves, fill_waves, render_waves
 
 STREETS_VERSION = 2  # raised whenever the same (seed, index) draws another scene
-STREET_CLASSES: tuple[str, ...] = ("sky", "building", "road", "sidewalk", "person", "car")
+STREET_CLASSES: tuple[str, ...] = ("sky", "building", "road", "sidewalk", "person", "car", "pole",
+                                   "sign")
 STREET_REGIONS: tuple[str, ...] = ("any", "left", "right")
-_PERSON, _CAR = STREET_CLASSES.index("person"), STREET_CLASSES.index("car")
+_PERSON, _CAR, _POLE, _SIGN = (STREET_CLASSES.index(c) for c in ("person", "car", "pole", "sign"))
 _WIDTH = 2.0  # a scene's width in units of its height
+
+
+def street_classes(n_poles: tuple[int, int] = (0, 0)) -> tuple[str, ...]:
+    """The classes scenes with ``n_poles`` poles can hold: all of ``STREET_CLASSES``, or without
+    poles the first six (no pole, no sign)."""
+    return STREET_CLASSES if n_poles[1] > 0 else STREET_CLASSES[:_POLE]
 
 
 def _layout(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -68,17 +78,42 @@ def _object(rng: np.random.Generator, geo: dict, span: tuple[float, float]
     return None
 
 
+def _pole(rng: np.random.Generator, geo: dict, span: tuple[float, float]
+          ) -> list[tuple[int, float, float, float, float]] | None:
+    """A pole on a sidewalk just beyond the kerb and, half of the time, a round sign on its top:
+    shapes ``(class, centre x, centre y, half width, half height)`` as in :func:`_object`, the
+    pole first; ``None`` if no place inside ``span`` is found."""
+    has_sign = rng.random() < 0.5
+    for _ in range(20):
+        foot = rng.uniform(geo["horizon"] + 0.05, 0.98)
+        depth = foot - geo["horizon"]
+        half_w, half_h = 0.01 + 0.02 * depth, 0.05 + 0.8 * depth  # 1-2 px wide at 48 px
+        sign = 0.025 + 0.05 * depth  # the sign's radius
+        side = 1 if rng.random() < 0.5 else -1
+        cx = geo["vanish"] + side * (geo["spread"] + rng.uniform(0.05, 0.3)) * depth
+        reach = sign if has_sign else half_w
+        if span[0] + reach <= cx <= span[1] - reach:
+            shapes = [(_POLE, cx, foot - half_h, half_w, half_h)]
+            return shapes + [(_SIGN, cx, foot - 2 * half_h, sign, sign)] * has_sign
+    return None
+
+
 def _shape(cls: int, x: np.ndarray, y: np.ndarray, obj: tuple) -> np.ndarray:
-    """``bool [H, W]``: pixels inside an upright ellipse (person) or rounded box (car)."""
+    """``bool [H, W]``: pixels inside an upright ellipse (person), a rounded box (car), a box
+    (pole) or a disc (sign)."""
     _, cx, cy, half_w, half_h = obj
     u, v = np.abs(x - cx) / half_w, np.abs(y - cy) / half_h
-    return u ** 2 + v ** 2 <= 1 if cls == _PERSON else u ** 4 + v ** 4 <= 1
+    if cls == _POLE:
+        return (u <= 1) & (v <= 1)
+    return u ** 2 + v ** 2 <= 1 if cls in (_PERSON, _SIGN) else u ** 4 + v ** 4 <= 1
 
 
 def street_scene(seed: int, index: int, height: int, region: str = "any",
-                 n_objects: tuple[int, int] = (1, 4)) -> tuple[Tensor, Tensor]:
-    """One scene: image ``float32 [3, height, 2 height]`` in [0, 1] and classes ``int64 [height,
-    2 height]`` (indices into ``STREET_CLASSES``)."""
+                 n_objects: tuple[int, int] = (1, 4), n_poles: tuple[int, int] = (0, 0)
+                 ) -> tuple[Tensor, Tensor]:
+    """One scene with ``n_objects`` people and cars and ``n_poles`` poles (ranges [least, most]):
+    image ``float32 [3, height, 2 height]`` in [0, 1] and classes ``int64 [height, 2 height]``
+    (indices into ``STREET_CLASSES``)."""
     if region not in STREET_REGIONS:
         raise ValueError(f"unknown region {region!r}; choose from {list(STREET_REGIONS)}")
     rng = np.random.default_rng((seed, index))
@@ -90,7 +125,11 @@ def street_scene(seed: int, index: int, height: int, region: str = "any",
                 for k, t in enumerate(textures))
     span = {"any": (0.0, _WIDTH), "left": (0.0, _WIDTH / 2), "right": (_WIDTH / 2, _WIDTH)}[region]
     found = [_object(rng, geo, span) for _ in range(rng.integers(n_objects[0], n_objects[1] + 1))]
-    for obj in sorted((o for o in found if o is not None), key=lambda o: o[2] + o[4]):  # far first
+    groups = [[o] for o in found if o is not None]
+    if n_poles[1] > 0:  # no draw without poles: the scenes of earlier versions' recipes stay
+        poles = [_pole(rng, geo, span) for _ in range(rng.integers(n_poles[0], n_poles[1] + 1))]
+        groups += [p for p in poles if p is not None]
+    for obj in (o for g in sorted(groups, key=lambda g: g[0][2] + g[0][4]) for o in g):  # far first
         inside = _shape(obj[0], x, y, obj)
         fill = fill_waves(rng, image[:, inside].mean(1) if inside.any() else np.full(3, 0.5))
         image = np.where(inside, render_waves(fill, x[0], y[:, 0]), image)
@@ -100,8 +139,9 @@ def street_scene(seed: int, index: int, height: int, region: str = "any",
 
 
 def street_scenes(n: int, height: int, seed: int, region: str = "any",
-                  n_objects: tuple[int, int] = (1, 4)) -> tuple[Tensor, Tensor]:
-    """``n`` scenes: images ``float32 [n, 3, height, 2 height]`` and classes ``int64 [n, height,
-    2 height]``."""
-    pairs = [street_scene(seed, i, height, region, n_objects) for i in range(n)]
+                  n_objects: tuple[int, int] = (1, 4), n_poles: tuple[int, int] = (0, 0)
+                  ) -> tuple[Tensor, Tensor]:
+    """``n`` scenes (:func:`street_scene`): images ``float32 [n, 3, height, 2 height]`` and
+    classes ``int64 [n, height, 2 height]``."""
+    pairs = [street_scene(seed, i, height, region, n_objects, n_poles) for i in range(n)]
     return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
