@@ -83,12 +83,17 @@ def test_validation_between_epochs_does_not_replay_the_training_permutations(tmp
     assert not any(torch.equal(a, b) for i, a in enumerate(drawn) for b in drawn[i + 1:])
 
 
-def test_selectivity_is_a_share_of_variance(tmp_path):
+def test_selectivity_is_the_share_of_variance_the_cell_explains(tmp_path):
     cfg, data = _tiny(tmp_path)
     net = gc.build_network("gapnet", 9, width=0.0625)
-    s = gc.selectivity(net, data, 3, cfg.device)
+    stats = gc.cell_statistics(net, data, 3, cfg.device)
+    s = stats.selectivity
     assert s.shape == (32,) and bool(((s >= 0) & (s <= 1 + 1e-5)).all())
-    assert gc.cell_responses(net, data, 3, cfg.device).shape == (32, 9)
+    # against the definition, from every (cell, object) pair held at once
+    z = torch.stack([gc.pooled_in_cell(net.eval(), data, k, 3, cfg.device) for k in range(9)])
+    assert torch.allclose(stats.means, z.mean(1).T, atol=1e-6)
+    direct = z.mean(1).var(0, unbiased=False) / z.reshape(-1, 32).var(0, unbiased=False)
+    assert torch.allclose(s, direct, rtol=1e-4, atol=1e-6)
 
 
 def _table(loc_gap, loc_perm, img_gap, img_perm, replicates=3, jitter=0.002):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -337,35 +338,41 @@ def pooled_in_cell(net: nn.Module, data: GridData, k: int, n: int, device: torch
     return torch.cat(out)
 
 
-@torch.no_grad()
-def cell_responses(net: nn.Module, data: GridData, n: int, device: torch.device) -> Tensor:
-    """Mean pooled backbone vector of the test objects placed in each cell.
+@dataclass
+class CellStatistics:
+    """What one pass over the grid gives of a network's pooled channels.
 
-    Returns:
-        ``float32 [C, n * n]``: channel ``c``'s mean GAP value when the object is in cell ``k``.
+    Attributes:
+        means: ``float32 [C, n * n]``: channel ``c``'s mean GAP value when the object is in cell
+            ``k``.
+        selectivity: ``float32 [C]``: the share of each channel's variance over (object, cell)
+            that the cell explains.
+    """
+
+    means: Tensor
+    selectivity: Tensor
+
+
+@torch.no_grad()
+def cell_statistics(net: nn.Module, data: GridData, n: int, device: torch.device) -> CellStatistics:
+    """Per-cell means and selectivity of the pooled channels, from one pass of every test object
+    through every cell of an ``n x n`` grid.
+
+    Selectivity of channel ``c``: the variance of its per-cell means divided by its total
+    variance over all test objects in all cells (a correlation ratio, 0 = blind to the cell,
+    1 = the cell alone). The total is the mean within-cell variance plus the variance of the
+    means, so only one cell's pooled vectors (``N C`` floats) are held at a time.
     """
     net.eval()
-    return torch.stack([pooled_in_cell(net, data, k, n, device).mean(0) for k in range(n * n)],
-                       dim=1)
-
-
-@torch.no_grad()
-def selectivity(net: nn.Module, data: GridData, n: int, device: torch.device) -> Tensor:
-    """Share of each pooled channel's variance over (object, cell) that the cell explains.
-
-    For channel ``c``: variance of its per-cell means divided by its total variance over all
-    test objects in all cells (a correlation ratio, 0 = blind to the cell, 1 = the cell alone).
-    Holds the pooled vectors of every (cell, object) pair: ``n^2 N C`` floats (CIFAR's test set
-    on a 7 x 7 grid with 512 channels: 1 GB).
-
-    Returns:
-        ``float32 [C]``.
-    """
-    net.eval()
-    z = torch.stack([pooled_in_cell(net, data, k, n, device) for k in range(n * n)])  # [n*n, N, C]
-    between = z.mean(1).var(0, unbiased=False)
-    total = z.reshape(-1, z.shape[-1]).var(0, unbiased=False)
-    return between / total.clamp_min(1e-12)
+    means, within = [], []
+    for k in range(n * n):
+        z = pooled_in_cell(net, data, k, n, device).double()  # [N, C]
+        means.append(z.mean(0))
+        within.append(z.var(0, unbiased=False))
+    m = torch.stack(means)  # [n*n, C]
+    between = m.var(0, unbiased=False)
+    total = torch.stack(within).mean(0) + between
+    return CellStatistics(m.T.float(), (between / total.clamp_min(1e-12)).float())
 
 
 def inside_setting(cfg: Config, task: str) -> Setting:
@@ -374,24 +381,25 @@ def inside_setting(cfg: Config, task: str) -> Setting:
                 and s.padding == "zero" and s.n == max(cfg.grid_sizes))
 
 
-def look_inside(cfg: Config, data: GridData, nets: dict) -> tuple[pd.DataFrame, dict[str, Tensor]]:
+def look_inside(cfg: Config, data: GridData, nets: dict
+                ) -> tuple[pd.DataFrame, dict[str, CellStatistics]]:
     """Cell selectivity of GAPNet's pooled channels: trained for location, trained for the
     object's class, and untrained (same architecture, initial weights).
 
     Returns:
         Rows (task, padding, grid, network, metric, value) with the median and the share of
-        channels above 0.5, and the selectivity ``[C]`` of each variant by name.
+        channels above 0.5, and each variant's :class:`CellStatistics` by name.
     """
     loc, img = inside_setting(cfg, "location"), inside_setting(cfg, "image")
     untrained = build_network("gapnet", 10, padding="zero", width=cfg.width, seed=cfg.seed)
     variants = {"location": nets[loc], "image": nets[img], "untrained": untrained.to(cfg.device)}
-    sel = {name: selectivity(net, data, loc.n, cfg.device) for name, net in variants.items()}
+    stats = {name: cell_statistics(net, data, loc.n, cfg.device) for name, net in variants.items()}
     rows = []
-    for name, s in sel.items():
+    for name, s in ((name, st.selectivity) for name, st in stats.items()):
         base = dict(task=f"inside: {name}", padding="zero", grid=loc.n, network="gapnet")
         rows += [base | dict(metric="median_selectivity", value=float(s.median())),
                  base | dict(metric="share_selective", value=float((s > 0.5).float().mean()))]
-    return pd.DataFrame(rows), sel
+    return pd.DataFrame(rows), stats
 
 
 # --- tables, figures, claims ------------------------------------------------------------------
@@ -540,16 +548,18 @@ def plot_accuracy(table: pd.DataFrame):
     return fig
 
 
-def plot_inside(cfg: Config, data: GridData, nets: dict, sel: dict[str, Tensor], top: int = 6):
+def plot_inside(stats: dict[str, CellStatistics], top: int = 6):
     """Left: the ``top`` most cell-selective pooled channels of the location GAPNet, each as its
-    mean response over the ``n x n`` grid. Right: selectivity of all channels, per variant."""
-    s = inside_setting(cfg, "location")
-    resp = cell_responses(nets[s], data, s.n, cfg.device)
+    mean response over the ``n x n`` grid. Right: selectivity of all channels, per variant
+    (``stats`` as :func:`look_inside` returns them)."""
+    sel = {name: st.selectivity for name, st in stats.items()}
+    resp = stats["location"].means  # [C, n * n]
+    n = math.isqrt(resp.shape[1])
     best = sel["location"].argsort(descending=True)[:top]
     fig = plt.figure(figsize=(10, 3))
     for i, c in enumerate(best.tolist()):
         ax = fig.add_subplot(2, top // 2 + 2, i + 1 + (i // (top // 2)) * 2)
-        ax.imshow(resp[c].reshape(s.n, s.n).numpy(), cmap="viridis")
+        ax.imshow(resp[c].reshape(n, n).numpy(), cmap="viridis")
         ax.set_title(f"ch {c}: {sel['location'][c]:.2f}", fontsize=7)
         ax.set_xticks([]), ax.set_yticks([])
     ax = fig.add_subplot(1, top // 2 + 2, (top // 2 + 1, top // 2 + 2))
