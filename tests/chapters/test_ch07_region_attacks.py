@@ -7,7 +7,7 @@ import torch
 from posinfo.book.params import resolve
 from posinfo.chapters import ch07_region_attacks as ra
 from posinfo.data.datasets import CITYSCAPES_CLASSES, cityscapes_tensors
-from posinfo.data.streets import STREET_CLASSES, street_scenes
+from posinfo.data.streets import STREET_CLASSES, street_classes, street_scenes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "data" / "fixtures"
 
@@ -271,3 +271,16 @@ def test_paper_profile_decodes_cityscapes_before_work(tmp_path):
     labels.write_bytes(labels.read_bytes()[:90])
     with pytest.raises(ValueError, match=f"dataset 'cityscapes': malformed image file {labels}"):
         ra.validate(cfg)
+
+
+def test_the_segmenters_recipe_names_poles_only_where_there_are_poles(tmp_path):
+    """Without poles the recipe is the one before poles existed, so the default's cached
+    segmenters stay valid; each pole range trains its own."""
+    def key(**knobs):
+        cfg = _cfg(tmp_path, "default", **knobs)
+        data = SimpleNamespace(class_names=list(street_classes(tuple(cfg.n_poles))))
+        return ra.training_config(cfg, data)
+
+    assert key().data_key == repr(("streets", 2, 48, 3000, (1, 4), 0))
+    assert key().num_classes == 6 and key(n_poles=[1, 2]).num_classes == 8
+    assert len({key(n_poles=p).data_key for p in ([0, 0], [1, 2], [1, 3], [0, 3])}) == 4

@@ -395,7 +395,8 @@ def look_inside(cfg: Config, data: GridData, nets: dict
     variants = {"location": nets[loc], "image": nets[img], "untrained": untrained.to(cfg.device)}
     stats = {name: cell_statistics(net, data, loc.n, cfg.device) for name, net in variants.items()}
     rows = []
-    for name, s in ((name, st.selectivity) for name, st in stats.items()):
+    for name, st in stats.items():
+        s = st.selectivity
         base = dict(task=f"inside: {name}", padding="zero", grid=loc.n, network="gapnet")
         rows += [base | dict(metric="median_selectivity", value=float(s.median())),
                  base | dict(metric="share_selective", value=float((s > 0.5).float().mean()))]
@@ -548,7 +549,7 @@ def plot_accuracy(table: pd.DataFrame):
     return fig
 
 
-def plot_inside(stats: dict[str, CellStatistics], top: int = 6):
+def plot_inside(stats: dict[str, CellStatistics], top: int = 6) -> plt.Figure:
     """Left: the ``top`` most cell-selective pooled channels of the location GAPNet, each as its
     mean response over the ``n x n`` grid. Right: selectivity of all channels, per variant
     (``stats`` as :func:`look_inside` returns them)."""

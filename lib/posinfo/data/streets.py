@@ -80,7 +80,8 @@ def _object(rng: np.random.Generator, geo: dict, span: tuple[float, float]
 
 def _pole(rng: np.random.Generator, geo: dict, span: tuple[float, float]
           ) -> list[tuple[int, float, float, float, float]] | None:
-    """A pole on a sidewalk just beyond the kerb and, half of the time, a round sign on its top:
+    """A pole centred on a sidewalk just beyond the kerb (a near pole's inner edge may touch the
+    road) and, half of the time, a round sign centred on its top:
     shapes ``(class, centre x, centre y, half width, half height)`` as in :func:`_object`, the
     pole first; ``None`` if no place inside ``span`` is found."""
     has_sign = rng.random() < 0.5

@@ -162,7 +162,8 @@ class SegmenterTraining:
     """How the narrow segmenter is trained (Adam, pixel-wise cross-entropy, one-cycle schedule).
 
     Attributes:
-        num_classes: Output classes (for the street scenes, the six of ``STREET_CLASSES``).
+        num_classes: Output classes (for the street scenes, ``street_classes(n_poles)``: six, or
+            eight with poles).
         width: Base width of the backbone (see :func:`narrow_deeplabv3`).
         head_channels: Channels of the ASPP head.
         epochs: Passes over the training images.
