@@ -80,13 +80,17 @@ $(EXECUTED)/book/%.ipynb: book/%.ipynb FORCE
 
 FORCE:
 
+# The scale model of the paper profile (seconds, machine-independent) goes on every build's
+# benchmarks page; make bench adds the timings.
 html: $(BIN)/.installed
+	$(BIN)/python bench/paper_scale.py
 	POSINFO_CHAPTER_THREADS=$(THREADS) $(BIN)/python tools/build_book.py --executed $(EXECUTED) --out _build
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/readout_speed.py
 	$(BIN)/python bench/layout_speed.py
 	$(BIN)/python bench/readout_loss.py
+	$(BIN)/python bench/paper_scale.py
 
 # Open the built book in headless Chromium (Debian's, or $CHROME_BIN with $CHROMEDRIVER) and check
 # every page, figure, table, internal link and the search. Needs `make book` (or `make html`) first.

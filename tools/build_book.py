@@ -105,8 +105,15 @@ def add_downloads(staging: Path, results: Path) -> None:
         nbformat.write(nb, path)
 
 
-def write_reports(staging: Path, results: Path, bench: Path) -> None:
-    """Generate the scorecard, reproducibility and benchmark pages into the staged book."""
+def read_json(path: Path | None) -> dict | None:
+    """The JSON at ``path``, or ``None`` when there is none (``make bench`` was not run)."""
+    return json.loads(path.read_text()) if path is not None and path.exists() else None
+
+
+def write_reports(staging: Path, results: Path, bench: Path, scale: Path | None = None) -> None:
+    """Generate the scorecard, reproducibility and benchmark pages into the staged book (the
+    benchmark page shows ``make bench``'s readout measurement and, when ``scale`` exists, the
+    scale model of the paper profile)."""
     titles, anchors = chapter_headings(staging / "book")
     runs = report.chapter_runs(results, titles)
     pages = {
@@ -114,8 +121,7 @@ def write_reports(staging: Path, results: Path, bench: Path) -> None:
         "reproducibility.md": report.appendix_markdown(
             runs, package_versions(ROOT / "requirements.txt"), report.hardware(),
             built=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
-        "benchmarks.md": report.benchmark_markdown(
-            json.loads(bench.read_text()) if bench.exists() else None, runs),
+        "benchmarks.md": report.benchmark_markdown(read_json(bench), runs, read_json(scale)),
     }
     for name, text in pages.items():
         (staging / "book" / name).write_text(text)
@@ -127,12 +133,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "_build")
     parser.add_argument("--results", type=Path, default=ROOT / "_build" / "results")
     parser.add_argument("--bench", type=Path, default=ROOT / "_build" / "bench" / "readout_speed.json")
+    parser.add_argument("--scale", type=Path, default=ROOT / "_build" / "bench" / "paper_scale.json",
+                        help="the scale model of the paper profile (bench/paper_scale.py writes it)")
     parser.add_argument("--repository", default=os.environ.get("GITHUB_REPOSITORY"),
                         help="owner/name on GitHub, for the launch buttons (GitHub Actions sets it)")
     args = parser.parse_args()
     staging = args.out / "source"
     stage(args.executed.resolve(), staging)
-    write_reports(staging, args.results, args.bench)
+    write_reports(staging, args.results, args.bench, args.scale)
     add_downloads(staging, args.results)
     if args.repository:
         add_launch_buttons(staging / "_config.yml", args.repository)

@@ -17,9 +17,9 @@ dataset loader and ``validate``'s checks of every file.
 Two paths are left out: the least-squares readouts on all encoder levels together, in chapter 1
 (``least_squares=False``) and chapter 4 (``least_squares_all=False``; its deciding single stage
 is fitted, on stage f3, d = 2,305, rather than the profile's f5, d = 4,609). Their normal
-equations have d = 13,249 unknowns for VGG16's five levels and 35,137 for ResNet-152's, whatever
+equations have d = 13,249 unknowns for VGG16's five levels and 34,561 for ResNet-152's four, whatever
 the image size: in float64 one Cholesky factorisation of the first takes about 25 s on one core
-and the ridge search needs about ten per fit; the second needs about 30 GB. The smoke profile
+and the ridge search needs about ten per fit; the second needs about 29 GB. The smoke profile
 runs the same function on narrow encoders. Everything runs on the CPU, so no CUDA path is
 checked here.
 

@@ -107,6 +107,32 @@ def test_benchmark_page_with_and_without_measurement(results: Path) -> None:
     assert "**5.0x**" in page and "| cached | 6.3 | 0.99 |" in page
 
 
+def _scale_entry(fits: dict[str, bool], split: bool, hours: float = 1.0) -> dict:
+    """An entry of paper_scale.json with the given verdicts."""
+    return dict(gpu_gb=10.0, ram_gb=20.0, disk_gb=150.0 if not fits["disk_gb"] else 30.0, gpu_hours=hours,
+                fits=fits, fits_targets=all(fits.values()), fits_when_split=split, jobs=40,
+                largest_job_gpu_hours=0.5, targets=dict(gpu_gb=80, ram_gb=100, disk_gb=100, gpu_hours=6),
+                throughput_tflops=dict(network=50.0, fp32_gram=25.0, fp64_factorisations=10.0),
+                batch_overhead_ms=5.0, assumptions=dict(gpu_hours="1 PFLOP at 50 TFLOP/s"),
+                notes=["a note"])
+
+
+def test_benchmark_page_shows_the_scale_model_when_it_was_written(results: Path) -> None:
+    runs = report.chapter_runs(results, {"01_a": "1. A"})
+    ok = dict(gpu_gb=True, ram_gb=True, disk_gb=True, gpu_hours=True)
+    scale = {"01_a": _scale_entry(ok, True),
+             "02_b": _scale_entry(ok | dict(gpu_hours=False), True, hours=30.0),
+             "03_c": _scale_entry(ok | dict(disk_gb=False), False)}
+    assert "paper profile at scale" not in report.benchmark_markdown(None, runs)
+    page = report.benchmark_markdown(None, runs, scale)
+    assert "was not run" in page and "## The paper profile at scale" in page
+    assert "| 01_a | 10.0 | 20.0 | 30.0 | 1.0 | 0.5 | yes |" in page
+    assert "| 02_b | 10.0 | 20.0 | 30.0 | 30.0 | 0.5 | as 40 jobs |" in page
+    assert "| 03_c | 10.0 | 20.0 | 150.0 | 1.0 | 0.5 | no: disk (GB) |" in page
+    assert "50 TFLOP/s sustained" in page and "- **03_c**: GPU hours: 1 PFLOP at 50 TFLOP/s. a note" in page
+    assert page.index("paper profile at scale") < page.index("## Chapters")
+
+
 def test_hardware_reports_the_chapters_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POSINFO_CHAPTER_THREADS", "3")
     assert report.hardware()["torch threads per chapter"] == "3"

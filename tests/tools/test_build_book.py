@@ -45,3 +45,10 @@ def test_each_chapter_offers_its_results_for_download(tmp_path):
     assert "{download}`claims.json <_results/01_x/claims.json>`" in last
     assert "{download}`manifest.json <_results/01_x/manifest.json>`" in last
 
+
+
+def test_missing_benchmark_json_reads_as_none(tmp_path):
+    tool = load_tool()
+    assert tool.read_json(tmp_path / "paper_scale.json") is None and tool.read_json(None) is None
+    (tmp_path / "paper_scale.json").write_text('{"01_x": {"gpu_gb": 1.0}}')
+    assert tool.read_json(tmp_path / "paper_scale.json") == {"01_x": {"gpu_gb": 1.0}}

@@ -4,7 +4,8 @@
   whether it holds, one column pair per profile that was run, linked to the chapter's claims.
 - The **reproducibility appendix**: profile, seed, package versions, hardware and the wall time of
   every chapter (``wall_seconds.txt``, written by ``make chapters``).
-- The **benchmark page**: the JSON that ``make bench`` writes, and the chapters' times.
+- The **benchmark page**: the JSON that ``make bench`` writes (the cached features' speed-up and
+  the scale model of the paper profile), and the chapters' times.
 
 Each page is Markdown (MyST) for Jupyter Book; nothing here runs an experiment.
 """
@@ -17,6 +18,7 @@ import platform
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -218,8 +220,10 @@ def _other_versions(runs: pd.DataFrame, package: str, version: str) -> str:
     return "; ".join(other)
 
 
-def benchmark_markdown(bench: Mapping[str, object] | None, runs: pd.DataFrame) -> str:
-    """The benchmark page: ``make bench``'s measurement (if it was run) and the chapters' times."""
+def benchmark_markdown(bench: Mapping[str, object] | None, runs: pd.DataFrame,
+                       scale: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """The benchmark page: ``make bench``'s measurement (if it was run), the scale model of the
+    paper profile (``paper_scale.json``, if it was written) and the chapters' times."""
     lines = ["# Benchmarks", "", "## Cached features against the paper's protocol", ""]
     if bench is None:
         lines.append("`make bench` was not run for this build; run it to fill this section.")
@@ -229,10 +233,79 @@ def benchmark_markdown(bench: Mapping[str, object] | None, runs: pd.DataFrame) -
                   "authors' code does.", ""]
         lines += _table(pd.DataFrame(bench["rows"]))
         lines += ["", f"Speed-up of the cached features: **{bench['speedup']:.1f}x**."]
+    if scale:
+        lines += ["", *scale_markdown(scale)]
     lines += ["", "## Chapters", ""]
     lines += _table(runs.assign(wall=runs.wall_minutes.map(_minutes))[["title", "profile", "wall"]]
                     .rename(columns={"wall": "wall time"}))
     return "\n".join(lines) + "\n"
+
+
+SCALE_COLUMNS = {"gpu_gb": "GPU memory (GB)", "ram_gb": "host memory (GB)", "disk_gb": "disk (GB)",
+                 "gpu_hours": "GPU hours"}
+
+
+def scale_verdict(entry: Mapping[str, Any]) -> str:
+    """Whether a chapter's projection fits the targets: ``"yes"``, ``"as jobs"`` (only its hours
+    miss, and no cached piece of work is longer than the hours allowed), or ``"no: "`` and the
+    figures that miss."""
+    if entry["fits_targets"]:
+        return "yes"
+    if entry["fits_when_split"]:
+        return f"as {entry['jobs']} jobs"
+    return "no: " + ", ".join(SCALE_COLUMNS[k] for k, ok in entry["fits"].items() if not ok)
+
+
+def scale_table(scale: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """The scale model's four figures per chapter (``paper_scale.json``), the largest job's GPU
+    hours and whether the chapter fits the targets (:func:`scale_verdict`)."""
+    rows = [{"chapter": name, **{title: entry[key] for key, title in SCALE_COLUMNS.items()},
+             "largest job (GPU hours)": entry["largest_job_gpu_hours"], "fits": scale_verdict(entry)}
+            for name, entry in scale.items()]
+    return pd.DataFrame(rows)
+
+
+def scale_markdown(scale: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The benchmark page's section on the paper profile at scale: how it was computed, the
+    throughput assumed, the table (:func:`scale_table`) and what each chapter's figures leave out."""
+    lines = ["## The paper profile at scale", "", *_scale_method(next(iter(scale.values())))]
+    lines += _table(scale_table(scale))
+    lines += ["", "What the figures rest on and leave out, per chapter:", ""]
+    lines += [f"- **{name}**: " + " ".join([f"GPU hours: {e['assumptions']['gpu_hours']}."] + e["notes"])
+              for name, e in scale.items()]
+    return lines
+
+
+def _scale_method(entry: Mapping[str, Any]) -> list[str]:
+    """How the scale model was computed, the rates it assumes and why, and the targets (from one
+    chapter's entry: every entry holds the same), as paragraphs."""
+    rate, targets = entry["throughput_tflops"], entry["targets"]
+    how = ("Every chapter's `paper` profile projected onto one H100-class GPU "
+           "(`bench/paper_scale.py`, run by `make html` and `make bench`, writes "
+           "`_build/bench/paper_scale.json`; `posinfo.book.workloads`). These are projections: "
+           "no paper-profile run on a GPU has yet checked them. Each network was measured "
+           "on PyTorch's meta device at the chapter's full resolution (shapes only, nothing "
+           "computed): the FLOPs per image of a forward pass and of a training step "
+           "(`FlopCounterMode`), and the peak bytes of the tensors alive at once. The chapter's code "
+           "then says how many images go through which network, for how many epochs and "
+           "replicates, what it caches on disk (features in float16) and what it holds in memory "
+           "at its worst moment.")
+    rates = (f"GPU hours assume {rate['network']:.0f} TFLOP/s sustained for the networks. The "
+             "chapters run in float32, which PyTorch computes on the TF32 tensor cores for "
+             "convolutions (495 TFLOP/s dense peak on an H100 SXM), and eager convolutional "
+             "training reaches a small share of that: NVIDIA's tuned ResNet-50 recipe trains at "
+             "about 15% of an A100's TF32 peak, and the chapters' loops are plainer, so 10% is "
+             f"assumed. The least-squares readouts' float32 Gram matrices count at "
+             f"{rate['fp32_gram']:.0f} TFLOP/s (TF32 is off for matrix products), their float64 "
+             f"factorisations at {rate['fp64_factorisations']:.0f} TFLOP/s, and every batch costs "
+             f"{entry['batch_overhead_ms']:.0f} ms more (kernel launches, the optimiser, reading the "
+             "loss back). Memory adds the allocator's share and the CUDA context on the GPU, and "
+             "the Python process on the host.")
+    goal = (f"Targets per chapter: {targets['gpu_gb']:.0f} GB of GPU memory, {targets['ram_gb']:.0f} "
+            f"GB of host memory, {targets['disk_gb']:.0f} GB of disk and {targets['gpu_hours']:.0f} "
+            "GPU hours, or jobs that fit (\"as N jobs\": every network and feature set is cached on "
+            "its own, so a run can stop between two and resume).")
+    return [how, "", rates, "", goal, ""]
 
 
 def verdict_agreement(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:

@@ -417,7 +417,7 @@ def least_squares_readout(features: Tensor, targets: Tensor, kernel_size: int = 
     images' are added into it in place before the refit) and, while solving, a centred copy
     (freed once factorised), the Cholesky factor and the copy of it ``cholesky_solve`` makes, so
     about ``3 d^2 x 8`` bytes at the peak on ``device`` (ResNet-152's
-    five levels with a 3 x 3 kernel, d = 35,137: about 30 GB); one Cholesky factorisation per
+    four levels with a 3 x 3 kernel, d = 34,561: about 29 GB); one Cholesky factorisation per
     ridge tried and per ridge chosen, one symmetric eigendecomposition for the condition
     numbers, and two passes over the held-out images. Features stay where they are and go to
     ``device`` one chunk at a time; the products are float32 there, summed in float64.
