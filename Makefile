@@ -21,8 +21,9 @@ THREADS ?= 1
 # The two longest chapters (4, and 1, which 2 and 3 need) start first. Chapters 2 and 3 need
 # chapter 1's caches; while they wait, make fills free slots with the independent chapters, and in
 # practice starts them last. With JOBS=2 on 2 cores a fresh clone's `make book` (install and HTML
-# included) took 49.5 minutes: chapters 1, 5, 6, 2 in one lane and 4 (33 minutes), 7, 3 in the
-# other; each chapter's time is in the reproducibility appendix.
+# included) took 58.3 minutes at seed 0 with the machine otherwise idle, and 66.0 at seed 1 with
+# other work on it for the first 26 minutes: chapters 1, 5, 6, 3 in one lane and 4 (37 and 44
+# minutes), 7, 2 in the other; each chapter's time is in the reproducibility appendix.
 FIRST := $(EXECUTED)/book/01_existence.ipynb $(EXECUTED)/book/04_padding_in_tasks.ipynb
 RUNS := $(FIRST) $(filter-out $(FIRST),$(CHAPTERS:book/%=$(EXECUTED)/book/%))
 
