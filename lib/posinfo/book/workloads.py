@@ -712,8 +712,8 @@ def region_attacks(k: dict[str, Any] = PAPER_KNOBS["07_region_attacks"]) -> Proj
     attacks = 1 + len(k["fractions"]) * (ATTACK_RANKINGS + k["random_draws"] + 2)
     ranking = (2 * len(RANKINGS) + 1 + 2) * k["n_rank"]  # one-sided images: at most all of them
     val = DATASET_IMAGES["cityscapes-val"]
-    ram = 2 * (image_bytes(val, height, 2 * height)
-               + image_bytes(val, height, 2 * height, channels=1, itemsize=8))
+    ram = (image_bytes(val, height, 2 * height)
+           + image_bytes(val, height, 2 * height, channels=1, itemsize=8))
     picture = int(image_bytes(1, height, 2 * height))
     rank = Step(f"channel rankings: {ranking:,} backbone passes", conv_flops=ranking * backbone.flops,
                 gpu_bytes=backbone.param_bytes + inference_gpu_bytes(backbone, batch, picture),
@@ -723,8 +723,8 @@ def region_attacks(k: dict[str, Any] = PAPER_KNOBS["07_region_attacks"]) -> Proj
         f"Every attack's class maps go back to the CPU, where the confusion matrices of the "
         f"{len(REGIONS)} regions are counted: {attacks * k['n_eval']:,} maps of {2 * height * height:,} "
         "pixels, CPU time not in the GPU hours.",
-        f"cityscapes_tensors loads all {val} validation images at full size, then stacks them: "
-        "the list and the stacked tensors are held at once, twice the data.",
+        f"cityscapes_tensors decodes all {val} validation images at full size into one tensor "
+        "(and the masks, int64, into another), held for the whole run.",
         "The DeepLabv3 weights are not downloaded: a Cityscapes checkpoint must be supplied."))
 
 
