@@ -688,8 +688,8 @@ def _augshift_evaluation(k: dict[str, Any], ram: float) -> Step:
 
 
 def augshift_imagenet_note(epochs: int = 90) -> str:
-    """What one ImageNet run of ``posinfo.chapters.augshift_imagenet`` would take (not part of
-    the paper profile, which trains on CIFAR-10)."""
+    """What one run of the distributed ImageNet AugShift script (``augshift_imagenet``, beside
+    the chapter modules) would take (not part of the paper profile, which trains on CIFAR-10)."""
     fp = classifier_footprint("resnet18", "imagenet", 224, 1.0, 1000)
     hours = {v: epochs * DATASET_IMAGES["imagenet-train"] * v * fp.train_flops / SUSTAINED_CONV_FLOPS
              / 3600 for v in (1, 2)}
